@@ -1,0 +1,114 @@
+"""Heatmaps of |delta| over (action horizon x action dim): where do the two sides disagree?
+
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot), so they work under
+any backend, never pop up windows, never leak global figures, and display once in
+Jupyter when returned from a cell.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+VIOLATION_GID = "violations"
+BOUNDARY_GID = "valid-boundary"
+PADDING_GID = "padding"
+
+
+def _finite_max(a: np.ndarray) -> float:
+    finite = np.asarray(a, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = None,
+                   valid_dim: int | None = None, title: str = "", vmax: float | None = None,
+                   ax=None, colorbar: bool = True):
+    """Draw |delta| (H, D); grey-hatch padding outside the valid region, mark violating cells with red x.
+
+    Pass the same ``vmax`` to several calls to share one colour scale. Returns the Figure.
+    """
+    import matplotlib
+    from matplotlib import patheffects
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
+
+    delta = np.asarray(delta_hd, dtype=np.float64)
+    if delta.ndim != 2:
+        raise ValueError(f"parity_heatmap needs a 2-D (horizon, dim) array, got shape {delta.shape}")
+    H, D = delta.shape
+    if ax is None:
+        fig = Figure(figsize=(max(6.0, min(14.0, 2.5 + D * 0.08)), max(3.0, min(9.0, 1.8 + H * 0.1))),
+                     layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
+    if vmax is None:
+        vmax = _finite_max(delta)
+    vmax = float(vmax) if vmax and math.isfinite(vmax) else 1e-12
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="magenta")
+    im = ax.imshow(np.ma.masked_invalid(delta), cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto",
+                   interpolation="nearest", origin="upper")
+    if colorbar:
+        fig.colorbar(im, ax=ax, label="|delta|")
+    handles = []
+
+    vh = H if valid_horizon is None else int(valid_horizon)
+    vd = D if valid_dim is None else int(valid_dim)
+    if not (0 <= vh <= H and 0 <= vd <= D):
+        raise ValueError(f"valid region ({vh}, {vd}) exceeds the heatmap shape ({H}, {D})")
+    if (vh, vd) != (H, D):
+        pad = dict(facecolor="0.6", alpha=0.45, hatch="//", edgecolor="0.3", linewidth=0, gid=PADDING_GID)
+        if vd < D:
+            ax.add_patch(Rectangle((vd - 0.5, -0.5), D - vd, H, **pad))
+        if vh < H:
+            ax.add_patch(Rectangle((-0.5, vh - 0.5), vd, H - vh, **pad))
+        x, y = vd - 0.5, vh - 0.5
+        ax.plot([-0.5, x, x, -0.5, -0.5], [-0.5, -0.5, y, y, -0.5], color="white", linewidth=2.0,
+                gid=BOUNDARY_GID, label=f"valid region ({vh} steps x {vd} dims)",
+                path_effects=[patheffects.Stroke(linewidth=3.5, foreground="black"), patheffects.Normal()])
+        handles += [ax.lines[-1], Patch(facecolor="0.6", alpha=0.45, hatch="//", label="padding")]
+
+    if violations_hd is not None:
+        viol = np.asarray(violations_hd, dtype=bool)
+        if viol.shape != delta.shape:
+            raise ValueError(f"violations_hd shape {viol.shape} != delta shape {delta.shape}")
+        rows, cols = np.nonzero(viol)
+        sc = ax.scatter(cols, rows, marker="x", s=14 if H * D > 1000 else 40, c="red", linewidths=1.0,
+                        gid=VIOLATION_GID, label=f"outside tolerance ({rows.size} cells)", zorder=3)
+        handles.append(sc)
+
+    ax.set_xlim(-0.5, D - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    ax.set_xlabel("action dim")
+    ax.set_ylabel("action horizon step")
+    if title:
+        ax.set_title(title)
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), borderaxespad=4.2,
+                  ncol=len(handles), fontsize="small", frameon=False)  # pad (font units) clears the xlabel
+    return fig
+
+
+def heatmap_grid(panels: list[dict], *, vmax: float | None = None, ncols: int = 2):
+    """Several heatmaps on one shared colour scale (one colorbar), e.g. for a precision study.
+
+    Each panel dict holds parity_heatmap's keyword arguments (``delta_hd`` included, ``ax`` excluded);
+    a per-panel ``vmax`` is overridden by the shared one.
+    """
+    from matplotlib.figure import Figure
+
+    if not panels:
+        raise ValueError("heatmap_grid needs at least one panel")
+    if vmax is None:
+        vmax = max(_finite_max(p["delta_hd"]) for p in panels)
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(7.0 * ncols, 4.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, panel in zip(axes, panels):
+        kwargs = {k: v for k, v in panel.items() if k not in ("ax", "vmax", "colorbar")}
+        parity_heatmap(ax=ax, vmax=vmax, colorbar=False, **kwargs)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.colorbar(axes[0].images[0], ax=list(axes[: len(panels)]), label="|delta|")
+    return fig

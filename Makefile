@@ -1,0 +1,84 @@
+# gr00t-parity workbench.
+#   make setup [GR00T_SRC=/path/to/Isaac-GR00T]   build the three envs (incremental;
+#                                                  GR00T_SRC is remembered, =none drops it)
+#   make kernels | doctor | test | report | bench
+#   make report CKPT=... TAGS=... SEED=... ATOL=... RTOL=... DEVICE=...
+# Envs are described by environment-*.yml; groot_lib/envs.py turns them into
+# $(ENVS)/<name> and rebuilds one only when its YAML (or GR00T_SRC) changed.
+
+SHELL := /bin/bash
+ENVS ?= .envs
+GR00T_SRC ?=
+# Report knobs: empty = the workflow's embedded tiny default.
+CKPT ?=
+TAGS ?=
+SEED ?=
+ATOL ?=
+RTOL ?=
+DEVICE ?=
+
+# Absolute interpreters (the pyenv shims need PYENV_VERSION, so bypass them).
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+find_py = $(or $(shell ls -d $(PYENV_ROOT)/versions/$(1).*/bin/python$(1) 2>/dev/null | sort -V | tail -n1),$(shell command -v python$(1) 2>/dev/null))
+PY310 ?= $(call find_py,3.10)
+PY312 ?= $(call find_py,3.12)
+PY310 := $(PY310)
+PY312 := $(PY312)
+
+BOOT  := $(ENVS)/bootstrap
+TOOLS := $(ENVS)/tools/bin/python
+ENVBUILD := $(BOOT)/bin/python -m groot_lib.envs build
+STAMP := .groot-env.json
+export JUPYTER_PATH := $(CURDIR)
+
+REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)') \
+  $(if $(SEED),--seed '$(SEED)') $(if $(ATOL),--atol '$(ATOL)') \
+  $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)')
+
+.PHONY: setup kernels doctor test report bench clean-artifacts clean FORCE
+
+setup: $(ENVS)/tools/$(STAMP) $(ENVS)/original/$(STAMP) $(ENVS)/lerobot/$(STAMP)
+
+# uv + pyyaml in a tiny venv; everything else is built with them.
+$(BOOT)/bin/uv:
+	@test -n "$(PY312)" || { echo "error: no Python 3.12 found (pyenv or PATH); set PY312=/abs/python3.12" >&2; exit 1; }
+	$(PY312) -m venv $(BOOT)
+	$(BOOT)/bin/python -m pip install -q uv pyyaml
+
+# Rewritten only when GR00T_SRC changes, so the original env notices it.
+# Left empty, the checkout recorded in the env's stamp is kept; GR00T_SRC=none drops it.
+$(ENVS)/.gr00t-src: FORCE
+	@mkdir -p $(ENVS)
+	@if [ -n "$(GR00T_SRC)" ]; then echo "$(GR00T_SRC)" | cmp -s - $@ || echo "$(GR00T_SRC)" > $@; \
+	 elif [ ! -f $@ ]; then : > $@; fi
+
+$(ENVS)/tools/$(STAMP): environment-tools.yml $(BOOT)/bin/uv
+	$(ENVBUILD) $< $(ENVS)/tools $(if $(PY312),--python $(PY312))
+
+$(ENVS)/lerobot/$(STAMP): environment-lerobot.yml $(BOOT)/bin/uv
+	$(ENVBUILD) $< $(ENVS)/lerobot $(if $(PY312),--python $(PY312))
+
+$(ENVS)/original/$(STAMP): environment-original.yml $(ENVS)/.gr00t-src $(BOOT)/bin/uv
+	$(ENVBUILD) $< $(ENVS)/original $(if $(PY310),--python $(PY310)) \
+	  $(if $(GR00T_SRC),--gr00t-src '$(GR00T_SRC)')
+
+kernels: setup
+	$(TOOLS) -m groot_lib.kernels install --envs $(ENVS)
+
+doctor: kernels
+	$(TOOLS) -m groot_lib.doctor
+
+test: kernels
+	$(TOOLS) -m pytest -q tests
+
+report: kernels
+	$(TOOLS) -m groot_lib.workflow report $(REPORT_ARGS)
+
+bench: kernels
+	$(TOOLS) bench/run.py
+
+clean-artifacts:
+	rm -rf build/artifacts
+
+clean:
+	rm -rf $(ENVS) build kernels/*/kernel.json

@@ -1,0 +1,95 @@
+"""Run one notebook in one named kernel with papermill, and fail readably.
+
+Why: the producer/consumer notebooks run in different interpreters; when one breaks,
+the caller needs "which notebook, which cell, what exception" in one message, and
+the executed notebook on disk to open and inspect, not a wall of traceback.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from groot_lib.errors import ParityError
+from groot_lib.kernels import ensure_jupyter_path, require_kernel
+
+SOURCE_LINES = 5  # how much of the failing cell the message quotes
+
+
+class NotebookExecutionError(ParityError):
+    """A cell raised, the kernel died, or a cell timed out; the executed notebook is on disk."""
+
+    def __init__(self, message: str, *, notebook: Path, output: Path, cell_index: int | None = None,
+                 execution_count: int | None = None, ename: str = "", evalue: str = ""):
+        super().__init__(message)
+        self.notebook, self.output = notebook, output
+        self.cell_index, self.execution_count = cell_index, execution_count
+        self.ename, self.evalue = ename, evalue
+
+
+def _input_index(nb, index: int) -> int:
+    """Index in the *input* notebook: papermill may have injected a parameters cell before it."""
+    injected = [i for i, c in enumerate(nb.cells[:index]) if "injected-parameters" in c.metadata.get("tags", [])]
+    return index - len(injected)
+
+
+def _cell_text(source: str) -> str:
+    lines = source.strip().splitlines() or ["<empty cell>"]
+    more = f"\n    ... ({len(lines) - SOURCE_LINES} more lines)" if len(lines) > SOURCE_LINES else ""
+    return "\n".join("    " + ln for ln in lines[:SOURCE_LINES]) + more
+
+
+def _fail(what: str, input_path: Path, output: Path, nb, index: int, ename: str = "",
+          evalue: str = "") -> NotebookExecutionError:
+    cell = nb.cells[index] if 0 <= index < len(nb.cells) else {"source": "", "execution_count": None}
+    idx, count = _input_index(nb, index), cell.get("execution_count")
+    message = f"{input_path.name}: {what} at cell {idx} (In [{count if count is not None else ' '}])"
+    message += f": {ename}: {evalue}\n" if ename else ":\n"
+    message += f"{_cell_text(cell['source'])}\nexecuted notebook: {output}"
+    return NotebookExecutionError(message, notebook=input_path, output=output, cell_index=idx,
+                                  execution_count=count, ename=ename, evalue=evalue)
+
+
+def _executed(path: Path):
+    """The partially executed notebook, minus the banner cells papermill adds on errors."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    return nb
+
+
+def run_notebook(input_path: str | Path, output_path: str | Path, *, kernel_name: str,
+                 parameters: dict | None = None, cwd: str | Path | None = None,
+                 timeout: float | None = None) -> Path:
+    """Execute ``input_path`` in ``kernel_name``; always leave the executed copy at ``output_path``.
+
+    ``cwd`` defaults to the notebook's folder (as in Jupyter); ``timeout`` is per cell, seconds.
+    """
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    input_path, output = Path(input_path).absolute(), Path(output_path).absolute()
+    ensure_jupyter_path()
+    require_kernel(kernel_name)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.ipynb")
+    try:
+        papermill.execute_notebook(
+            str(input_path), str(tmp), parameters=parameters or {}, kernel_name=kernel_name,
+            language="python", cwd=str(cwd or input_path.parent), execution_timeout=timeout,
+            progress_bar=False, log_output=False,
+        )
+    except PapermillExecutionError as exc:  # exc.cell_index counts papermill's injected cell
+        raise _fail("error", input_path, output, _executed(tmp), exc.cell_index, exc.ename, exc.evalue) from None
+    except (DeadKernelError, CellTimeoutError) as exc:
+        nb = _executed(tmp)  # the culprit is the last cell papermill started
+        started = [i for i, c in enumerate(nb.cells) if c.metadata.get("papermill", {}).get("start_time")]
+        what = "kernel died" if isinstance(exc, DeadKernelError) else f"timed out after {timeout} s"
+        raise _fail(what, input_path, output, nb, started[-1] if started else 0) from None
+    finally:
+        if not tmp.exists():  # failed before papermill wrote anything: keep an honest record
+            shutil.copyfile(input_path, tmp)
+        os.replace(tmp, output)
+    return output

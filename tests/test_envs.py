@@ -1,0 +1,128 @@
+"""environment-*.yml parsing, stamp-driven rebuilds (real uv builds) and --gr00t-src checks."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from groot_lib import envs
+from groot_lib.errors import MissingPackageError, ParityError
+
+REPO = Path(__file__).resolve().parents[1]
+YAMLS = {n: REPO / f"environment-{n}.yml" for n in ("original", "lerobot", "tools")}
+
+
+@pytest.mark.parametrize("name, python, must_have", [
+    ("original", "3.10", ["torch==2.7.1", "transformers==4.57.3", "numpy==1.26.4",
+                          "opencv-python-headless>=4.5,<4.13", "ipykernel"]),
+    ("lerobot", "3.12", ["lerobot[groot]==0.6.1", "torch==2.11.0", "transformers==5.5.4", "ipykernel"]),
+    ("tools", "3.12", ["papermill", "jupyter_client", "pytest", "pyyaml"]),
+])
+def test_real_yaml_files(name, python, must_have):
+    spec = envs.load_spec(YAMLS[name])
+    assert spec.python == python and spec.conda == ["pip"]
+    assert set(must_have) <= set(spec.pip)
+    assert f"-e {REPO}" in spec.pip  # `-e .` is the repo, whatever the cwd
+
+
+@pytest.mark.parametrize("name", list(YAMLS))
+def test_mini_parser_matches_pyyaml(name):
+    yaml = pytest.importorskip("yaml")
+    text = YAMLS[name].read_text()
+    assert envs._mini_yaml(text) == yaml.safe_load(text)
+
+
+def test_mini_parser_subset_details():
+    text = ("name: x  # comment\nchannels:\n- conda-forge\ndependencies:\n- python=3.12\n- pip\n"
+            "- pip:\n  - 'a # not a comment'\n  - \"b>=1,<2\"  # pin\n  - -e ./sub\n")
+    doc = envs._mini_yaml(text)
+    assert doc == {"name": "x", "channels": ["conda-forge"],
+                   "dependencies": ["python=3.12", "pip", {"pip": ["a # not a comment", "b>=1,<2", "-e ./sub"]}]}
+
+
+def test_editable_resolution(tmp_path):
+    yml = tmp_path / "e.yml"
+    yml.write_text("name: e\ndependencies:\n  - python=3.12\n  - pip:\n"
+                   "      - -e ./pkg\n      - -e git+https://example.org/r.git#egg=r\n")
+    assert envs.load_spec(yml).pip == [f"-e {tmp_path / 'pkg'}", "-e git+https://example.org/r.git#egg=r"]
+
+
+def test_missing_python_names_what_was_searched():
+    with pytest.raises(MissingPackageError) as exc:
+        envs.find_python("3.99")
+    assert "3.99" in str(exc.value) and "Searched:" in str(exc.value) and "PATH" in str(exc.value)
+
+
+def _tiny(tmp_path: Path, extra: str = "") -> Path:
+    yml = tmp_path / "tiny.yml"
+    yml.write_text(f"name: tiny\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.12\n"
+                   f"  - pip:\n      - six{extra}\n")
+    return yml
+
+
+def _py(env: Path, code: str) -> str:
+    return subprocess.run([str(env / "bin/python"), "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.fixture(autouse=True)
+def _uv_backend(monkeypatch):
+    monkeypatch.setenv("GROOT_ENV_BACKEND", "uv")  # exercise the uv route even where conda exists
+
+
+def test_stamp_rebuilds_only_on_change(tmp_path):
+    yml, dest = _tiny(tmp_path), tmp_path / "env"
+    assert envs.build(yml, dest) == "built"
+    assert _py(dest, "import six, sys; print(sys.version_info[:2])") == "(3, 12)"
+    stamp = json.loads((dest / envs.STAMP).read_text())
+    assert stamp["yaml_sha256"] and stamp["gr00t_src"] is None
+    (dest / "marker").touch()
+
+    assert envs.build(yml, dest) == "up to date"
+    assert (dest / "marker").exists()
+
+    _tiny(tmp_path, "==1.17.0")
+    assert envs.build(yml, dest) == "built"
+    assert not (dest / "marker").exists()  # a fresh env replaced the old one
+    assert _py(dest, "import six; print(six.__version__)") == "1.17.0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env", "tiny.yml"]  # no temp/old dirs left
+
+
+def test_gr00t_src_installed_recorded_and_sticky(tmp_path):
+    src = tmp_path / "Isaac-GR00T"
+    (src / "gr00t").mkdir(parents=True)
+    (src / "gr00t/__init__.py").write_text("MARK = 'fake'\n")
+    (src / "pyproject.toml").write_text('[project]\nname = "gr00t"\nversion = "0.0.1"\n'
+                                        '[build-system]\nrequires = ["setuptools"]\n'
+                                        'build-backend = "setuptools.build_meta"\n'
+                                        '[tool.setuptools]\npackages = ["gr00t"]\n')
+    yml, dest = _tiny(tmp_path), tmp_path / "env"
+    assert envs.build(yml, dest) == "built"
+    assert envs.build(yml, dest, gr00t_src=src) == "updated"  # same YAML: no full rebuild
+    assert _py(dest, "import gr00t; print(gr00t.MARK)") == "fake"
+    assert envs.read_stamp(dest)["gr00t_src"] == str(src)
+    assert envs.build(yml, dest) == "up to date"  # no --gr00t-src: keep the recorded one
+    assert envs.main(["build", str(yml), str(dest), "--gr00t-src", "none"]) == 0  # drop it: rebuild
+    assert envs.read_stamp(dest)["gr00t_src"] is None
+    assert _py(dest, "import importlib.util as u; print(u.find_spec('gr00t'))") == "None"
+
+
+def test_invalid_gr00t_src_is_a_clear_error(tmp_path, capsys):
+    yml, dest = _tiny(tmp_path), tmp_path / "env"
+    with pytest.raises(ParityError) as exc:
+        envs.build(yml, dest, gr00t_src=tmp_path / "nope")
+    assert "gr00t/__init__.py" in str(exc.value) and "pyproject.toml" in str(exc.value)
+    assert not dest.exists()
+    assert envs.main(["build", str(yml), str(dest), "--gr00t-src", str(tmp_path)]) == 1
+    assert "not an Isaac-GR00T checkout" in capsys.readouterr().err
+
+
+def test_refuses_to_replace_a_non_env_folder(tmp_path):
+    dest = tmp_path / "precious"
+    dest.mkdir()
+    (dest / "thesis.tex").touch()
+    with pytest.raises(ParityError, match="refusing"):
+        envs.build(_tiny(tmp_path), dest)
+    assert (dest / "thesis.tex").exists()

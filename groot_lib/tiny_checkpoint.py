@@ -304,8 +304,9 @@ def _save_sharded(state: dict, out: Path) -> None:
 
     name = "model-00001-of-00001.safetensors"
     tensors, seen = {}, set()
-    for key, value in sorted(state.items()):
-        if value.data_ptr() in seen:  # tied weights (lm_head = embed_tokens) are stored once
+    # Tied weights are stored once, under the embedding's name (lm_head is the alias).
+    for key, value in sorted(state.items(), key=lambda kv: ("lm_head" in kv[0], kv[0])):
+        if value.data_ptr() in seen:
             continue
         seen.add(value.data_ptr())
         tensors[key] = value.detach().contiguous().cpu()
@@ -335,7 +336,7 @@ def generate(out_root: Path, seed: int = 0) -> Path:
         backbone = Qwen3VLForConditionalGeneration(_backbone_config(tokenizer)).eval()
         _randomize(backbone, seed + 1)
         backbone.save_pretrained(assets, safe_serialization=True)
-        processor_files = {p.name: p for p in assets.iterdir() if p.name not in ("config.json", "model.safetensors", "generation_config.json")}
+        processor_files = {p.name: p for p in assets.iterdir() if p.name not in ("model.safetensors", "generation_config.json")}
         hf_home = staging / "hf_home"
         _hf_snapshot(hf_home, L.TINY_BACKBONE_ID, {p.name: p for p in assets.iterdir()})
         _hf_snapshot(hf_home, L.LEROBOT_PROCESSOR_ID, processor_files)

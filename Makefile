@@ -35,7 +35,7 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(SEED),--seed '$(SEED)') $(if $(ATOL),--atol '$(ATOL)') \
   $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)')
 
-.PHONY: setup kernels doctor test report bench clean-artifacts clean FORCE
+.PHONY: setup kernels doctor test report record-references bench clean-artifacts clean FORCE
 
 setup: $(ENVS)/tools/$(STAMP) $(ENVS)/original/$(STAMP) $(ENVS)/lerobot/$(STAMP)
 
@@ -73,6 +73,10 @@ test: kernels
 
 report: kernels
 	$(TOOLS) -m groot_lib.workflow report $(REPORT_ARGS)
+
+# Re-record the committed original outputs for the tiny default (needs GR00T_SRC once).
+record-references: kernels
+	$(TOOLS) -m groot_lib.workflow record
 
 bench: kernels
 	$(TOOLS) bench/run.py

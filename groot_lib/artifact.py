@@ -137,6 +137,9 @@ def save_artifact(path: str | Path, *, embodiment_tag: str, seed: int, producer:
             np.savez_compressed(tmp, **arrays)
             tmp.flush()
             os.fsync(tmp.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp.name, 0o666 & ~umask)  # mkstemp's 0600 would surprise other readers
         os.replace(tmp.name, path)
     except BaseException:
         Path(tmp.name).unlink(missing_ok=True)

@@ -155,6 +155,14 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     return results
 
 
+def _tag_summary(result: TagResult, limit: int = 200) -> dict:
+    data = result.heatmap_data()
+    cells = np.argwhere(data["violations_hd"]).tolist() if data else []
+    return {"passed": result.passed, "noise_mode": result.noise_mode, "seconds": round(result.seconds, 2),
+            "n_violating_cells": len(cells), "violating_cells": cells[:limit],
+            "valid_horizon": result.layout.action_horizon, "valid_dim": result.layout.action_dim}
+
+
 def write_verdicts(results: list[TagResult], output_dir, *, source: dict, settings: dict) -> Path:
     """Machine-readable summary the report's index page is built from (atomic write)."""
     output_dir = Path(output_dir)
@@ -164,6 +172,7 @@ def write_verdicts(results: list[TagResult], output_dir, *, source: dict, settin
         "source": source,
         "settings": settings,
         "rows": [c.as_row() for r in results for c in r.comparisons],
+        "tags": {r.tag: _tag_summary(r) for r in results},
     }
     path = output_dir / VERDICTS_FILE
     tmp = path.with_name(f".{path.name}.tmp")

@@ -55,10 +55,20 @@ def read_source(artifacts_dir: str | os.PathLike) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"mode": "unknown", "banner": f"no {SOURCE_FILE} in {artifacts_dir}"}
 
 
-def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str) -> ProducerResult:
+def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str,
+                   *, seed: int, batch_size: int) -> ProducerResult:
     """Copy the committed recordings (validated against the checkpoint) into ``output_dir``."""
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
     provenance = json.loads((tiny_layout.RECORDED_ROOT / "provenance.json").read_text())
+    recorded = (provenance.get("seed"), provenance.get("batch_size"))
+    missing = [v for v in variants if v not in provenance.get("variants", [])]
+    if recorded != (seed, batch_size) or missing:
+        raise MissingPackageError(
+            f"gr00t is not importable ({reason}) and the recordings in {tiny_layout.RECORDED_ROOT} cover only "
+            f"seed={recorded[0]}, batch_size={recorded[1]}, variants={provenance.get('variants')}; asked for "
+            f"seed={seed}, batch_size={batch_size}, variants={variants}. Use those settings, or provide gr00t: "
+            "`make setup GR00T_SRC=/path/to/Isaac-GR00T`."
+        )
     banner = (f"original outputs: recorded with gr00t {provenance.get('gr00t_commit', '?')[:12]}, not run live "
               f"({reason})")
     result = ProducerResult(mode="recorded", banner=banner)
@@ -89,7 +99,8 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     status = ob.gr00t_status()
     if not status["available"]:
         if allow_recorded and tiny_layout.is_embedded_default(checkpoint):
-            return use_recordings(checkpoint, output_dir, tags, variants, reason=f"gr00t not importable: {status['error']}")
+            return use_recordings(checkpoint, output_dir, tags, variants, seed=seed, batch_size=batch_size,
+                                  reason=f"gr00t not importable: {status['error']}")
         ob.require_gr00t()  # raises with the how-to
 
     from . import runtime

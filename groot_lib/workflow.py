@@ -77,6 +77,46 @@ def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2
     return code, index
 
 
+def record_references(*, variants: str = "fp32-sdpa,bf16-sdpa", seed: int = 0, batch_size: int = 2) -> Path:
+    """Run the producer LIVE on the tiny default (CPU) into references/tiny, plus provenance.json.
+
+    Needs gr00t in the original kernel (`make setup GR00T_SRC=...`); refuses to "record" recordings.
+    """
+    from .artifact import find_artifacts, load_artifact
+    from .notebook_runner import run_notebook
+    from .producer import read_source
+
+    out = tiny_layout.RECORDED_ROOT
+    staging = out.with_name(out.name + ".staging")
+    params = {"checkpoint": str(tiny_layout.TINY_CHECKPOINT), "hf_home": str(tiny_layout.TINY_HF_HOME), "tags": "",
+              "seed": seed, "batch_size": batch_size, "device": "cpu", "variants": variants,
+              "output_dir": str(staging)}
+    run_notebook(NOTEBOOKS / "producer.ipynb", staging / "producer.ipynb", kernel_name=ORIGINAL_KERNEL,
+                 parameters=params, cwd=REPO)
+    source = read_source(staging)
+    if source.get("mode") != "live":
+        raise ParityError(f"the producer did not run live ({source.get('banner')}); install gr00t with "
+                          "`make setup GR00T_SRC=/path/to/Isaac-GR00T` first")
+    first = load_artifact(next(iter(find_artifacts(staging).values())))
+    provenance = {
+        "gr00t_commit": source["gr00t"].get("commit"),
+        "producer": first.producer,
+        "checkpoint": first.checkpoint,
+        "seed": seed, "batch_size": batch_size, "variants": variants.split(","),
+        "command": f"make record-references (python -m groot_lib.workflow record --variants {variants})",
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (staging / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    (staging / "producer.ipynb").unlink()
+    (staging / "source.json").unlink()
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    staging.rename(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m groot_lib.workflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--device")
     rep.add_argument("--variants")
     rep.add_argument("--noise-mode", choices=("seed", "inject"), default="seed")
+    rec = sub.add_parser("record", help="re-record references/tiny with the live original (needs gr00t)")
+    rec.add_argument("--variants", default="fp32-sdpa,bf16-sdpa")
     args = parser.parse_args(argv)
+    if args.command == "record":
+        print(record_references(variants=args.variants))
+        return 0
     try:
         code, index = run_report(checkpoint=args.checkpoint, hf_home=args.hf_home, tags=args.tags, seed=args.seed,
                                  batch_size=args.batch_size, atol=args.atol, rtol=args.rtol, device=args.device,

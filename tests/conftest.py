@@ -1,0 +1,56 @@
+"""Shared fixtures: the real envs, kernels and the embedded tiny default."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from groot_lib import tiny_layout
+from groot_lib.kernels import interpreter
+
+REPO = tiny_layout.REPO_ROOT
+
+
+def env_python(kernel: str) -> Path:
+    path = interpreter(kernel)
+    if path is None or not Path(path).exists():
+        pytest.fail(f"kernel {kernel!r} has no interpreter: run `make kernels` (tests never skip a missing install)")
+    return Path(path)
+
+
+def run_in_env(kernel: str, code: str, *, timeout: int = 600) -> dict:
+    """Run ``code`` with a kernel's interpreter; it must print one JSON object on its last line."""
+    proc = subprocess.run([str(env_python(kernel)), "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{kernel} snippet failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def recorded_dir() -> Path:
+    path = tiny_layout.RECORDED_ROOT
+    assert (path / "provenance.json").is_file(), f"recorded references missing in {path}"
+    return path
+
+
+@pytest.fixture
+def artifacts_copy(tmp_path, recorded_dir) -> Path:
+    """A writable copy of the recorded fp32 artifacts, with a source.json like the producer writes."""
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    for npz in recorded_dir.glob("*.npz"):
+        shutil.copyfile(npz, out / npz.name)
+    (out / "source.json").write_text(json.dumps({"mode": "recorded", "banner": "original outputs: test copy"}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def python_exe() -> str:
+    return sys.executable

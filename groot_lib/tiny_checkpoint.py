@@ -114,7 +114,7 @@ def _backbone_config(tokenizer) -> "object":
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
         text_config=dict(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+            hidden_size=64, intermediate_size=128, num_hidden_layers=4,
             num_attention_heads=4, num_key_value_heads=2, head_dim=16,
             vocab_size=len(tokenizer), max_position_embeddings=4096,
             rope_theta=5_000_000, rms_norm_eps=1e-6, hidden_act="silu",
@@ -232,10 +232,15 @@ def _model_config() -> dict:
         "architectures": ["Gr00tN1d7"],
         "model_type": "Gr00tN1d7",
         "model_dtype": "float32",
+        # The stored dtype: without it transformers 5 (LeRobot) loads the action head in its
+        # bfloat16 default and GrootPolicy casts back to fp32 with the weights already rounded.
+        "dtype": "float32",
         "model_name": L.TINY_BACKBONE_ID,
         "backbone_model_type": "qwen",
         "backbone_embedding_dim": 64,
-        "select_layer": 2,
+        # 4 text layers cut to 3: layers are popped as in the real model, and (as in the real
+        # 28->16 cut with deepstack on layers 0-2) no deepstack lands on the last kept layer.
+        "select_layer": 3,
         "tune_llm": False,
         "tune_visual": False,
         "reproject_vision": False,

@@ -112,3 +112,12 @@ def heatmap_grid(panels: list[dict], *, vmax: float | None = None, ncols: int = 
         ax.set_visible(False)
     fig.colorbar(axes[0].images[0], ax=list(axes[: len(panels)]), label="|delta|")
     return fig
+
+
+def png(fig, dpi: int = 100) -> bytes:
+    """PNG bytes of a pyplot-free Figure (IPython only shows such figures as text otherwise)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()

@@ -131,7 +131,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
                 producer=provenance, checkpoint=fp, raw=raws[tag], inputs=inputs, outputs=out,
                 variant=variant_name,
                 extra={"observation_recipe": OBSERVATION_RECIPE, "batch_size": batch_size,
-                       "noise": "drawn after seeding" if first_noise[tag] is out["initial_noise"] else
+                       "noise": "drawn after seeding" if variant_name == variants[0] else
                                 f"injected from {variants[0]}",
                        "environment": environment or {}},
             )

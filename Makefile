@@ -1,7 +1,7 @@
 # gr00t-parity workbench.
 #   make setup [GR00T_SRC=/path/to/Isaac-GR00T]   build the three envs (incremental;
 #                                                  GR00T_SRC is remembered, =none drops it)
-#   make kernels | doctor | test | report | bench
+#   make kernels | doctor | test | report | record-references
 #   make report CKPT=... TAGS=... SEED=... ATOL=... RTOL=... DEVICE=...
 # Envs are described by environment-*.yml; groot_lib/envs.py turns them into
 # $(ENVS)/<name> and rebuilds one only when its YAML (or GR00T_SRC) changed.
@@ -35,7 +35,7 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(SEED),--seed '$(SEED)') $(if $(ATOL),--atol '$(ATOL)') \
   $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)')
 
-.PHONY: setup kernels doctor test report record-references bench clean-artifacts clean FORCE
+.PHONY: setup kernels doctor test report record-references clean-artifacts clean FORCE
 
 setup: $(ENVS)/tools/$(STAMP) $(ENVS)/original/$(STAMP) $(ENVS)/lerobot/$(STAMP)
 
@@ -78,8 +78,6 @@ report: kernels
 record-references: kernels
 	$(TOOLS) -m groot_lib.workflow record
 
-bench: kernels
-	$(TOOLS) bench/run.py
 
 clean-artifacts:
 	rm -rf build/artifacts

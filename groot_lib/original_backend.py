@@ -99,16 +99,9 @@ def sample(bundle: OriginalModel, collated: Any, *, seed: int, noise: np.ndarray
     config = bundle.model.config
     batch = next(iter(collated["inputs"].values())).shape[0]
     shape = (batch, config.action_horizon, config.max_action_dim)
-    runtime.seed_everything(seed)
     with torch.inference_mode():
-        if noise is not None:
-            with runtime.inject_initial_noise(noise):
-                out = bundle.model.get_action(**collated)
-            used = noise
-        else:
-            with runtime.capture_initial_noise(shape) as captured:
-                out = bundle.model.get_action(**collated)
-            used = captured.get("noise")
+        out, used = runtime.sample_initial_noise(lambda: bundle.model.get_action(**collated), shape,
+                                                 seed=seed, noise=noise)
     result = {"action_pred": out["action_pred"].float().cpu().numpy()}
     if used is not None:
         result["initial_noise"] = np.asarray(used, dtype=np.float32)

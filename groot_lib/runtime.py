@@ -141,6 +141,17 @@ def inject_initial_noise(noise: np.ndarray) -> Iterator[None]:
         )
 
 
+def sample_initial_noise(get_action, shape: tuple[int, ...], *, seed: int, noise: np.ndarray | None) -> tuple[Any, np.ndarray | None]:
+    """Seed, then run ``get_action()`` either from injected ``noise`` or recording the noise it draws."""
+    seed_everything(seed)
+    if noise is not None:
+        with inject_initial_noise(noise):
+            return get_action(), np.asarray(noise, dtype=np.float32)
+    with capture_initial_noise(shape) as captured:
+        out = get_action()
+    return out, captured.get("noise")
+
+
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts -> {'a.b': leaf} (the artifact's dotted ``in::`` keys)."""
     if hasattr(tree, "items"):

@@ -6,6 +6,11 @@ while 5.x-saved configs/tokenizers are not readable by 4.57, and (b) the GR00T
 state-dict layout is taken from the original model class itself, not re-typed here.
 
     python -m groot_lib.tiny_checkpoint --out checkpoints/tiny --seed 0
+    python -m groot_lib.tiny_checkpoint --out build/bench/x12 --scale 12   # wider, for `make bench`
+
+``--scale N`` multiplies every width (hidden sizes and head counts; head dims, layer
+counts and vocabulary stay) so weights grow roughly with N^2: a bigger random model with
+the same structure, for timing. The default (1) is the embedded checkpoint, unchanged.
 
 Everything is seeded and written in a fixed order, so the same versions produce
 byte-identical files (checked by the fingerprint test).
@@ -103,9 +108,10 @@ def _processors(out: Path) -> None:
     (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
 
 
-def _backbone_config(tokenizer) -> "object":
+def _backbone_config(tokenizer, scale: int = 1) -> "object":
     from transformers import Qwen3VLConfig
 
+    s = scale
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     return Qwen3VLConfig(
         image_token_id=ids["<|image_pad|>"],
@@ -114,8 +120,8 @@ def _backbone_config(tokenizer) -> "object":
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
         text_config=dict(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-            num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+            hidden_size=64 * s, intermediate_size=128 * s, num_hidden_layers=4,
+            num_attention_heads=4 * s, num_key_value_heads=2 * s, head_dim=16,
             vocab_size=len(tokenizer), max_position_embeddings=4096,
             rope_theta=5_000_000, rms_norm_eps=1e-6, hidden_act="silu",
             bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
@@ -123,8 +129,8 @@ def _backbone_config(tokenizer) -> "object":
             tie_word_embeddings=True, attention_bias=False,
         ),
         vision_config=dict(
-            depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
-            out_hidden_size=64, patch_size=16, spatial_merge_size=2,
+            depth=2, hidden_size=32 * s, intermediate_size=64 * s, num_heads=2 * s,
+            out_hidden_size=64 * s, patch_size=16, spatial_merge_size=2,
             temporal_patch_size=2, in_channels=3, num_position_embeddings=256,
             deepstack_visual_indexes=[0, 1], hidden_act="gelu_pytorch_tanh",
         ),
@@ -227,7 +233,8 @@ def _processor_config() -> dict:
     }
 
 
-def _model_config() -> dict:
+def _model_config(scale: int = 1) -> dict:
+    s = scale
     return {
         "architectures": ["Gr00tN1d7"],
         "model_type": "Gr00tN1d7",
@@ -237,7 +244,7 @@ def _model_config() -> dict:
         "dtype": "float32",
         "model_name": L.TINY_BACKBONE_ID,
         "backbone_model_type": "qwen",
-        "backbone_embedding_dim": 64,
+        "backbone_embedding_dim": 64 * s,
         # 4 text layers cut to 3: layers are popped as in the real model, and (as in the real
         # 28->16 cut with deepstack on layers 0-2) no deepstack lands on the last kept layer.
         "select_layer": 3,
@@ -257,8 +264,8 @@ def _model_config() -> dict:
         "max_state_dim": L.MAX_STATE_DIM,
         "max_action_dim": L.MAX_ACTION_DIM,
         "action_horizon": L.ACTION_HORIZON,
-        "hidden_size": 32,
-        "input_embedding_dim": 32,
+        "hidden_size": 32 * s,
+        "input_embedding_dim": 32 * s,
         "state_history_length": 1,
         "add_pos_embed": True,
         "use_vlln": True,
@@ -266,12 +273,12 @@ def _model_config() -> dict:
         "use_alternate_vl_dit": True,
         "attend_text_every_n_blocks": 2,
         "diffusion_model_cfg": {
-            "positional_embeddings": None, "num_layers": 4, "num_attention_heads": 2,
+            "positional_embeddings": None, "num_layers": 4, "num_attention_heads": 2 * s,
             "attention_head_dim": 16, "norm_type": "ada_norm", "dropout": 0.2,
-            "final_dropout": True, "output_dim": 32, "interleave_self_attention": True,
+            "final_dropout": True, "output_dim": 32 * s, "interleave_self_attention": True,
         },
         "vl_self_attention_cfg": {
-            "positional_embeddings": None, "num_layers": 1, "num_attention_heads": 2,
+            "positional_embeddings": None, "num_layers": 1, "num_attention_heads": 2 * s,
             "attention_head_dim": 32, "dropout": 0.2, "final_dropout": True,
         },
         "num_inference_timesteps": 4,
@@ -325,8 +332,17 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def generate(out_root: Path, seed: int = 0) -> Path:
-    """Build ``<out_root>/gr00t-n1.7-tiny`` and ``<out_root>/hf_home`` from scratch."""
+def checkpoint_name(scale: int = 1) -> str:
+    return L.TINY_CHECKPOINT.name if scale == 1 else f"{L.TINY_CHECKPOINT.name}-x{scale}"
+
+
+def generate(out_root: Path, seed: int = 0, scale: int = 1) -> Path:
+    """Build ``<out_root>/<checkpoint_name(scale)>`` and ``<out_root>/hf_home`` from scratch.
+
+    Any scale keeps the tiny backbone id: the checkpoint only makes sense with its own hf_home.
+    """
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}")
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
@@ -338,7 +354,7 @@ def generate(out_root: Path, seed: int = 0) -> Path:
         tokenizer = _tokenizer(assets)
         _processors(assets)
         torch.manual_seed(seed)
-        backbone = Qwen3VLForConditionalGeneration(_backbone_config(tokenizer)).eval()
+        backbone = Qwen3VLForConditionalGeneration(_backbone_config(tokenizer, scale)).eval()
         _randomize(backbone, seed + 1)
         backbone.save_pretrained(assets, safe_serialization=True)
         processor_files = {p.name: p for p in assets.iterdir() if p.name not in ("model.safetensors", "generation_config.json")}
@@ -346,9 +362,9 @@ def generate(out_root: Path, seed: int = 0) -> Path:
         _hf_snapshot(hf_home, L.TINY_BACKBONE_ID, {p.name: p for p in assets.iterdir()})
         _hf_snapshot(hf_home, L.LEROBOT_PROCESSOR_ID, processor_files)
 
-        ckpt = staging / L.TINY_CHECKPOINT.name
+        ckpt = staging / checkpoint_name(scale)
         ckpt.mkdir()
-        _write_json(ckpt / "config.json", _model_config())
+        _write_json(ckpt / "config.json", _model_config(scale))
         _write_json(ckpt / "processor_config.json", _processor_config())
         _write_json(ckpt / "statistics.json", _statistics(np.random.default_rng(seed)))
         _write_json(ckpt / "embodiment_id.json", dict(L.EMBODIMENT_IDS))
@@ -380,8 +396,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=L.TINY_ROOT)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale", type=int, default=1,
+                        help="width multiplier (1 = the embedded tiny checkpoint; weights grow ~scale^2)")
     args = parser.parse_args(argv)
-    print(generate(args.out, args.seed))
+    print(generate(args.out, args.seed, args.scale))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from groot_lib.atomic import atomic_write_text
 from groot_lib.errors import MissingPackageError, ParityError
 
 STAMP = ".groot-env.json"
@@ -279,9 +280,7 @@ def build(yml: str | Path, dest: str | Path, *, gr00t_src: str | Path | None = N
 
 def _write_stamp(dest: Path, stamp: dict) -> None:
     stamp["built_at"] = datetime.datetime.now().isoformat(timespec="seconds")
-    tmp = dest / (STAMP + ".tmp")
-    tmp.write_text(json.dumps(stamp, indent=2) + "\n")
-    os.replace(tmp, dest / STAMP)
+    atomic_write_text(dest / STAMP, json.dumps(stamp, indent=2) + "\n")
 
 
 def _check_replaceable(dest: Path) -> None:

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from groot_lib.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 # kernel name -> (env folder under .envs, display name)
 KERNELS = {
@@ -58,9 +60,7 @@ def install(envs: str | Path = REPO / ".envs") -> list[Path]:
             raise KernelError(f"kernel '{name}': interpreter {spec['argv'][0]} does not exist. Run `make setup`.")
         out = REPO / "kernels" / name / "kernel.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(spec, indent=2) + "\n")
-        os.replace(tmp, out)
+        atomic_write_text(out, json.dumps(spec, indent=2) + "\n")
         written.append(out)
     return written
 

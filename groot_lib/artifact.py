@@ -6,8 +6,6 @@ trusting whoever wrote it, and every failure names the file and key involved.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -16,6 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .atomic import atomic_save_npz
 from .errors import ArtifactError, CheckpointMismatchError, SchemaError
 
 SCHEMA = "groot-parity-artifact/1"
@@ -80,6 +79,12 @@ def find_artifacts(directory: str | Path, variant: str = DEFAULT_VARIANT) -> dic
     return found
 
 
+def find_variants(directory: str | Path) -> list[str]:
+    """Variants present in ``directory`` (fp32 reference first), by file name."""
+    names = {(p.stem.partition("__")[2] or DEFAULT_VARIANT) for p in Path(directory).glob("*.npz")}
+    return sorted(names, key=lambda n: (n != DEFAULT_VARIANT, n))
+
+
 def _check_array(key: str, arr: np.ndarray, path: Path) -> None:
     if arr.dtype.hasobject:
         raise SchemaError(f"Cannot save {path}: key '{key}' has object dtype; artifacts hold "
@@ -130,20 +135,7 @@ def save_artifact(path: str | Path, *, embodiment_tag: str, seed: int, producer:
                           f"action_pred {arrays['out::action_pred'].shape}, got {noise.dtype} {noise.shape}.",
                           path=path, key="out::initial_noise")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with tmp:
-            np.savez_compressed(tmp, **arrays)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp.name, 0o666 & ~umask)  # mkstemp's 0600 would surprise other readers
-        os.replace(tmp.name, path)
-    except BaseException:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise
+    atomic_save_npz(path, arrays)
     return path
 
 
@@ -184,11 +176,35 @@ def _json(data: dict, key: str, path: Path) -> dict:
     return value
 
 
-def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None) -> Artifact:
-    """Load and validate an artifact; optionally insist it came from a given checkpoint."""
+def _check_fingerprint(path: Path, found: str, expected: str) -> None:
+    if found != expected:
+        raise CheckpointMismatchError(
+            f"Artifact {path} was produced from checkpoint {found!r}, "
+            f"but checkpoint {expected!r} is expected; the comparison would be meaningless.\n"
+            f"  Hint: use the same checkpoint on both sides, or {_REGEN}.")
+
+
+def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
+                  trust_legacy: bool = False) -> Artifact:
+    """Load and validate an artifact; optionally insist it came from a given checkpoint.
+
+    Legacy LeRobot dumps (pickled object arrays) are refused unless ``trust_legacy``.
+    """
+    from . import legacy
+
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"Artifact {path} not found.\n  Hint: {_REGEN}.", path=path)
+    if legacy.is_legacy(path):
+        if not trust_legacy:
+            raise legacy.refuse(path)
+        artifact = legacy.load_trusted(path)
+        if artifact.fingerprint == legacy.UNVERIFIED:
+            artifact.extra["warning"] = (f"{path.name} records no checkpoint fingerprint: that it comes from the "
+                                         "checkpoint under test is taken on trust")
+        elif expected_fingerprint is not None:
+            _check_fingerprint(path, artifact.fingerprint, expected_fingerprint)
+        return artifact
     data = _read_all(path)
     if "meta::schema" not in data:
         raise SchemaError(f"Artifact {path} has no 'meta::schema' key; it is not a {SCHEMA} file.\n"
@@ -209,11 +225,8 @@ def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None) 
     if "fingerprint" not in checkpoint:
         raise SchemaError(f"Artifact {path}: 'meta::checkpoint' has no 'fingerprint' entry.\n"
                           f"  Hint: {_REGEN}.", path=path, key="meta::checkpoint")
-    if expected_fingerprint is not None and checkpoint["fingerprint"] != expected_fingerprint:
-        raise CheckpointMismatchError(
-            f"Artifact {path} was produced from checkpoint {checkpoint['fingerprint']!r}, "
-            f"but checkpoint {expected_fingerprint!r} is expected; the comparison would be meaningless.\n"
-            f"  Hint: use the same checkpoint on both sides, or {_REGEN}.")
+    if expected_fingerprint is not None:
+        _check_fingerprint(path, checkpoint["fingerprint"], expected_fingerprint)
     sections: dict[str, dict[str, np.ndarray]] = {"raw": {}, "inputs": {}, "outputs": {}}
     for key, arr in data.items():
         for prefix, section in _SECTIONS.items():

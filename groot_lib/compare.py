@@ -13,7 +13,7 @@ import numpy as np
 
 TOP_K = 5
 COLUMNS = ["tag", "check", "tensor", "shape", "max|delta|", "mean|delta|", "mismatched",
-           "mismatched %", "min atol to pass", "verdict"]
+           "mismatched %", "min atol to pass", "verdict", "reason"]
 _NAN = float("nan")
 
 
@@ -72,7 +72,7 @@ class Comparison:
         return dict(zip(COLUMNS, [
             self.tag, self.check, self.name, f"{self.shape_actual} vs {self.shape_expected}",
             self.max_abs, self.mean_abs, int(self.n_mismatch), self.pct_mismatch,
-            self.min_atol_to_pass, "PASS" if self.passed else "FAIL"]))
+            self.min_atol_to_pass, "PASS" if self.passed else "FAIL", "" if self.passed else self.reason]))
 
 
 def _fmt(v: Any) -> str:

@@ -1,6 +1,7 @@
-"""Consumer: model parity and preprocessor parity of LeRobot against the artifacts.
+"""Consumer: model parity, preprocessor parity and the precision study of LeRobot vs the artifacts.
 
-Runs in the groot-lerobot kernel. Every check yields a ``Comparison``; the
+Runs in the groot-lerobot kernel. LeRobot's outputs come from ``replay`` (stored, so
+reruns with new tolerances load no model); everything here is comparison, and the
 notebook only displays what this module returns.
 """
 
@@ -15,9 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
+from .atomic import atomic_write_text
 from .artifact import Artifact, find_artifacts, load_artifact
 from .compare import Comparison, cell_max_abs_delta, compare_close, compare_exact, violation_mask
 from .errors import ParityError
+from .precision import DEFAULT_K, LEROBOT, ORIGINAL, PrecisionVerdict, shared_vmax, study
+from .replay import Replay, ReplaySet, replay_all
+from .variants import DEFAULT_VARIANT
 
 VERDICTS_FILE = "verdicts.json"
 # Collated tensor names that must match exactly (token-level); the rest within atol/rtol.
@@ -72,8 +77,13 @@ class TagResult:
         }
 
 
-def load_artifacts(artifacts_dir, checkpoint: Path, tags=None) -> dict[str, Artifact]:
-    """Default-variant artifacts per tag, validated against the checkpoint's fingerprint."""
+def load_artifacts(artifacts_dir, checkpoint: Path, tags=None, variants=None, *,
+                   trust_legacy: bool = False) -> dict[str, dict[str, Artifact]]:
+    """variant -> tag -> artifact, validated against the checkpoint's fingerprint.
+
+    The fp32 reference must exist for every requested tag; other variants are optional
+    (the precision study reports what is missing).
+    """
     found = find_artifacts(artifacts_dir)
     wanted = tags or sorted(found)
     missing = [t for t in wanted if t not in found]
@@ -81,46 +91,42 @@ def load_artifacts(artifacts_dir, checkpoint: Path, tags=None) -> dict[str, Arti
         raise ParityError(f"no artifact for tag(s) {missing} in {artifacts_dir}; found {sorted(found)}. "
                           "Re-run the producer for them.")
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
-    return {t: load_artifact(found[t], expected_fingerprint=expected) for t in wanted}
+    loaded = {}
+    for variant in [DEFAULT_VARIANT, *[v for v in (variants or []) if v != DEFAULT_VARIANT]]:
+        paths = find_artifacts(artifacts_dir, variant)
+        loaded[variant] = {t: load_artifact(paths[t], expected_fingerprint=expected, trust_legacy=trust_legacy)
+                           for t in wanted if t in paths}
+    return loaded
 
 
-def model_parity(bundle, artifact: Artifact, *, atol: float, rtol: float, noise_mode: str = "seed"):
-    """Replay the artifact's byte-identical inputs; compare full ``action_pred`` (no cropping)."""
-    from . import lerobot_backend as lb
-
-    if noise_mode not in ("seed", "inject"):
-        raise ParityError(f"noise_mode must be 'seed' or 'inject', got {noise_mode!r}")
-    noise = artifact.initial_noise if noise_mode == "inject" else None
-    if noise_mode == "inject" and noise is None:
-        raise ParityError(f"{artifact.path}: noise_mode='inject' but the artifact has no out::initial_noise")
-    out = lb.sample(bundle, artifact.inputs, seed=artifact.seed, noise=noise)
-    comparison = compare_close(out["action_pred"], artifact.action_pred, name="action_pred", atol=atol, rtol=rtol,
+def model_parity(replay: Replay, artifact: Artifact, *, atol: float, rtol: float, noise_mode: str) -> Comparison:
+    """LeRobot's full ``action_pred`` (no cropping) against the original's, from the same inputs."""
+    comparison = compare_close(replay.action_pred, artifact.action_pred, name="action_pred", atol=atol, rtol=rtol,
                                tag=artifact.embodiment_tag, check="model parity")
-    if noise_mode == "seed" and artifact.initial_noise is not None and "initial_noise" in out:
-        same = out["initial_noise"].shape == artifact.initial_noise.shape and np.array_equal(out["initial_noise"], artifact.initial_noise)
+    ours, theirs = replay.arrays.get("initial_noise"), artifact.initial_noise
+    if noise_mode == "seed" and ours is not None and theirs is not None:
+        same = ours.shape == theirs.shape and np.array_equal(ours, theirs)
         comparison.notes.append("seeded initial noise identical to the producer's" if same else
                                 "seeded initial noise DIFFERS from the producer's (RNG/device/dtype): use noise_mode='inject'")
-    return comparison, out["action_pred"]
+    return comparison
 
 
-def preprocessor_parity(checkpoint: Path, layout, artifact: Artifact, *, atol: float, rtol: float,
-                        device: str = "cpu") -> list[Comparison]:
+def preprocessor_parity(replay: Replay, artifact: Artifact, *, atol: float, rtol: float) -> list[Comparison]:
     """LeRobot's own preprocessor on the raw observations vs the original's collated inputs."""
-    from . import lerobot_backend as lb
-
-    ours = lb.preprocess(checkpoint, layout, artifact.raw, device=device)
+    ours = replay.preprocessed
     theirs = {k.split(".", 1)[1] if k.startswith("inputs.") else k: v for k, v in artifact.inputs.items()}
+    tag = artifact.embodiment_tag
     results = []
     for name in EXACT_INPUTS + CLOSE_INPUTS:
         if name not in theirs:
             continue
         if name not in ours:
-            c = compare_exact(np.zeros(0), theirs[name], name=name, tag=layout.tag, check="preprocessor parity")
+            c = compare_exact(np.zeros(0), theirs[name], name=name, tag=tag, check="preprocessor parity")
             c.passed, c.reason = False, f"LeRobot's preprocessor produced no {name!r}"
         elif name in EXACT_INPUTS:
-            c = compare_exact(ours[name], theirs[name], name=name, tag=layout.tag, check="preprocessor parity")
+            c = compare_exact(ours[name], theirs[name], name=name, tag=tag, check="preprocessor parity")
         else:
-            c = compare_close(ours[name], theirs[name], name=name, atol=atol, rtol=rtol, tag=layout.tag,
+            c = compare_close(ours[name], theirs[name], name=name, atol=atol, rtol=rtol, tag=tag,
                               check="preprocessor parity")
         results.append(c)
     extra_ours = sorted(set(ours) - set(theirs))
@@ -130,29 +136,125 @@ def preprocessor_parity(checkpoint: Path, layout, artifact: Artifact, *, atol: f
     return results
 
 
-def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, device=None,
-            noise_mode: str = "seed") -> list[TagResult]:
-    """Load LeRobot once, then model + preprocessor parity for every tag."""
-    from . import lerobot_backend as lb
-    from . import runtime
-    from .variants import get_variant
+def precision_study(replays: ReplaySet, artifacts: dict[str, dict[str, Artifact]], variants: list[str], *,
+                    checkpoint: Path, k: float) -> list[PrecisionVerdict]:
+    """Per tag and low-precision variant: the four gaps and the k x noise-floor verdict."""
+    verdicts = []
+    for variant in variants:
+        if variant == DEFAULT_VARIANT or variant in replays.refused:
+            continue
+        for tag, ref in artifacts[DEFAULT_VARIANT].items():
+            runs = {(ORIGINAL, DEFAULT_VARIANT): ref.action_pred}
+            if (tag, DEFAULT_VARIANT) in replays.replays:
+                reference = replays.replays[(tag, DEFAULT_VARIANT)].arrays
+                runs[(LEROBOT, DEFAULT_VARIANT)] = reference.get("study_pred", reference["action_pred"])
+            if tag in artifacts.get(variant, {}):
+                runs[(ORIGINAL, variant)] = artifacts[variant][tag].action_pred
+            if (tag, variant) in replays.replays:
+                runs[(LEROBOT, variant)] = replays.replays[(tag, variant)].action_pred
+            layout = ckpt.embodiment_layout(checkpoint, tag)
+            verdicts.append(study(tag, variant, runs, k=k, valid_horizon=layout.action_horizon,
+                                  valid_dim=layout.action_dim))
+    return verdicts
 
+
+@dataclass
+class ConsumerReport:
+    """Everything the consumer notebook shows and ``verdicts.json`` records."""
+
+    results: list[TagResult]
+    precision: list[PrecisionVerdict]
+    replays: ReplaySet
+    refused: dict[str, str]  # variant -> why (the producer's and this kernel's refusals)
+    k: float
+    noise_mode: str
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return (bool(self.results) and all(r.passed for r in self.results)
+                and all(v.passed for v in self.precision) and not self.refused)
+
+    @property
+    def reused(self) -> bool:
+        return bool(self.replays.replays) and all(r.status == "reused" for r in self.replays.replays.values())
+
+    def heatmaps(self) -> list[tuple[str, bytes | str]]:
+        """(tag, PNG) per tag: model parity |delta| over horizon x dim (or why there is none)."""
+        from . import plots
+
+        start, out = time.perf_counter(), []
+        for r in self.results:
+            data = r.heatmap_data()
+            if not data:
+                out.append((r.tag, f"no heatmap: {r.model.reason}"))
+                continue
+            fig = plots.parity_heatmap(**data, title=f"{r.tag}: model parity {'PASS' if r.model.passed else 'FAIL'}")
+            out.append((r.tag, plots.png(fig)))
+        self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
+        return out
+
+    def precision_figures(self) -> list[tuple[str, bytes]]:
+        """(title, PNG) per tag and variant: the four gaps on one shared colour scale."""
+        from . import plots
+
+        start, out = time.perf_counter(), []
+        for v in self.precision:
+            panels = v.heatmap_panels()
+            if not panels:
+                continue
+            fig = plots.heatmap_grid(panels, ncols=2, vmax=shared_vmax([v]) or None)
+            fig.suptitle(f"{v.tag} / {v.variant}: {'PASS' if v.passed else 'FAIL'} ({v.reason})")
+            out.append((f"{v.tag} / {v.variant}", plots.png(fig)))
+        self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
+        return out
+
+
+def precision_k(k=None) -> float:
+    """Parameter wins; else GROOT_PARITY_PRECISION_K; else 2 (FlashAttention's tests)."""
+    value = float(k if k not in (None, "") else os.environ.get("GROOT_PARITY_PRECISION_K") or DEFAULT_K)
+    if not value > 0:
+        raise ParityError(f"precision k must be > 0, got {value}")
+    return value
+
+
+def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, device=None, noise_mode: str = "seed",
+            variants=None, k=None, source: dict | None = None, store_dir=None,
+            trust_legacy: bool = False) -> ConsumerReport:
+    """LeRobot replays (reused when stored), then model + preprocessor parity and the precision study."""
+    from . import runtime
+    from .artifact import find_variants
+
+    if noise_mode not in ("seed", "inject"):
+        raise ParityError(f"noise_mode must be 'seed' or 'inject', got {noise_mode!r}")
     checkpoint = ckpt.resolve_checkpoint(checkpoint)
     atol, rtol = tolerances(atol, rtol)
+    k = precision_k(k)
     device = runtime.resolve_device(device_setting(device))
-    artifacts = load_artifacts(artifacts_dir, checkpoint, tags)
-    variant = get_variant("fp32-sdpa")
-    first = next(iter(artifacts))
-    bundle = lb.load(checkpoint, ckpt.embodiment_layout(checkpoint, first), variant=variant, device=device)
+    variants = variants or find_variants(artifacts_dir)
+    artifacts = load_artifacts(artifacts_dir, checkpoint, tags, variants, trust_legacy=trust_legacy)
+    if noise_mode == "inject":
+        lacking = [a.path.name for a in artifacts[DEFAULT_VARIANT].values() if a.initial_noise is None]
+        if lacking:
+            raise ParityError(f"noise_mode='inject' but {', '.join(lacking)} in {artifacts_dir} have no "
+                              "out::initial_noise; re-run the producer, or use noise_mode='seed'")
+    replays = replay_all(checkpoint, artifacts, variants=variants, device=device, noise_mode=noise_mode,
+                         store_dir=store_dir)
     results = []
-    for tag, artifact in artifacts.items():
-        start = time.perf_counter()
+    for tag, artifact in artifacts[DEFAULT_VARIANT].items():
+        replay = replays.replays[(tag, DEFAULT_VARIANT)]
         layout = ckpt.embodiment_layout(checkpoint, tag)
-        model, ours = model_parity(bundle, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode)
-        pre = preprocessor_parity(checkpoint, layout, artifact, atol=atol, rtol=rtol, device=device)
-        results.append(TagResult(tag, layout, model, pre, ours, artifact.action_pred, noise_mode,
-                                 seconds=time.perf_counter() - start))
-    return results
+        model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode)
+        if artifact.extra.get("legacy"):
+            model.notes.append(f"{artifact.path.name} is a legacy dump read on trust"
+                               + (f"; {artifact.extra['warning']}" if artifact.extra.get("warning") else ""))
+        pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol)
+        results.append(TagResult(tag, layout, model, pre, replay.action_pred, artifact.action_pred, noise_mode,
+                                 seconds=replay.seconds))
+    precision = precision_study(replays, artifacts, variants, checkpoint=checkpoint, k=k)
+    refused = {**(source or {}).get("refused", {}), **replays.refused}
+    return ConsumerReport(results, precision, replays, refused, k, noise_mode,
+                          timings=dict(replays.timings))
 
 
 def _tag_summary(result: TagResult, limit: int = 200) -> dict:
@@ -163,19 +265,23 @@ def _tag_summary(result: TagResult, limit: int = 200) -> dict:
             "valid_horizon": result.layout.action_horizon, "valid_dim": result.layout.action_dim}
 
 
-def write_verdicts(results: list[TagResult], output_dir, *, source: dict, settings: dict) -> Path:
+def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings: dict) -> Path:
     """Machine-readable summary the report's index page is built from (atomic write)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    from . import runtime
+
     payload = {
-        "passed": all(r.passed for r in results) and bool(results),
+        "passed": report.passed,
         "source": source,
-        "settings": settings,
-        "rows": [c.as_row() for r in results for c in r.comparisons],
-        "tags": {r.tag: _tag_summary(r) for r in results},
+        "settings": {**settings, "precision_k": report.k},
+        "rows": [c.as_row() for r in report.results for c in r.comparisons],
+        "tags": {r.tag: _tag_summary(r) for r in report.results},
+        "precision": [v.as_row() for v in report.precision],
+        "precision_gaps": [g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps],
+        "refused": report.refused,
+        "replays": report.replays.rows(),
+        "reused": report.reused,
+        "notes": report.replays.notes,
+        "timings": {**report.timings, "peak_rss_mb": runtime.peak_rss_mb()},
     }
-    path = output_dir / VERDICTS_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
-    return path
+    path = Path(output_dir) / VERDICTS_FILE
+    return atomic_write_text(path, json.dumps(payload, indent=2, default=float) + "\n")

@@ -93,3 +93,19 @@ def run_notebook(input_path: str | Path, output_path: str | Path, *, kernel_name
             shutil.copyfile(input_path, tmp)
         os.replace(tmp, output)
     return output
+
+
+def cell_timings(executed: str | Path) -> dict:
+    """Where an executed notebook's time went: kernel start (before the first cell) and per-cell seconds."""
+    from datetime import datetime
+
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    cells = [c.metadata.get("papermill", {}) for c in nb.cells]
+    starts = [c["start_time"] for c in cells if c.get("start_time")]
+    parse = datetime.fromisoformat
+    kernel = (parse(starts[0]) - parse(meta["start_time"])).total_seconds() if starts and meta.get("start_time") else None
+    return {"kernel start": kernel, "total": meta.get("duration"),
+            "cells": [round(c.get("duration") or 0.0, 3) for c in cells]}

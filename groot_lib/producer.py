@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import checkpoint as ckpt
 from . import tiny_layout
-from .artifact import artifact_path, load_artifact, save_artifact
-from .errors import MissingPackageError
+from .atomic import atomic_copy, atomic_write_text
+from .artifact import SCHEMA, artifact_path, load_artifact, save_artifact
+from .errors import MissingPackageError, ParityError
 from .observations import OBSERVATION_RECIPE, build_observations
-from .variants import DEFAULT_VARIANT, get_variant
+from .store import DEFAULT_ROOT, code_digest, content_key, dist_versions, entry_path, publish
+from .variants import plan
 
 SOURCE_FILE = "source.json"
+
+
+# groot_lib modules whose code shapes an artifact: editing one invalidates stored artifacts.
+PRODUCER_CODE = ("producer", "original_backend", "observations", "runtime", "checkpoint", "artifact", "variants")
 
 
 @dataclass
@@ -29,10 +34,18 @@ class ProducerResult:
     mode: str  # "live" | "recorded"
     banner: str
     artifacts: dict[str, dict[str, Path]] = field(default_factory=dict)  # tag -> variant -> path
+    rows: list[dict] = field(default_factory=list)  # one per (tag, variant): status computed|reused|recorded
+    refused: dict[str, str] = field(default_factory=dict)  # variant -> why it cannot run here
+    notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary_rows(self) -> list[dict]:
-        return [{"tag": t, "variant": v, "artifact": p.name} for t, vs in self.artifacts.items() for v, p in vs.items()]
+        return self.rows + [{"tag": "*", "variant": v, "status": "REFUSED", "detail": why}
+                            for v, why in self.refused.items()]
+
+    def source_info(self, **extra) -> dict:
+        return {"mode": self.mode, "banner": self.banner, "rows": self.rows, "refused": self.refused,
+                "notes": self.notes, "timings": self.timings, **extra}
 
 
 def parse_list(value) -> list[str] | None:
@@ -45,9 +58,7 @@ def parse_list(value) -> list[str] | None:
 
 
 def _write_source(output_dir: Path, info: dict) -> None:
-    tmp = output_dir / f".{SOURCE_FILE}.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, output_dir / SOURCE_FILE)
+    atomic_write_text(output_dir / SOURCE_FILE, json.dumps(info, indent=2, default=str) + "\n")
 
 
 def read_source(artifacts_dir: str | os.PathLike) -> dict:
@@ -56,7 +67,7 @@ def read_source(artifacts_dir: str | os.PathLike) -> dict:
 
 
 def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str,
-                   *, seed: int, batch_size: int) -> ProducerResult:
+                   *, seed: int, batch_size: int, refused: dict[str, str] | None = None) -> ProducerResult:
     """Copy the committed recordings (validated against the checkpoint) into ``output_dir``."""
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
     provenance = json.loads((tiny_layout.RECORDED_ROOT / "provenance.json").read_text())
@@ -71,72 +82,112 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
         )
     banner = (f"original outputs: recorded with gr00t {provenance.get('gr00t_commit', '?')[:12]}, not run live "
               f"({reason})")
-    result = ProducerResult(mode="recorded", banner=banner)
+    result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))
     for tag in tags:
         for variant in variants:
             src = artifact_path(tiny_layout.RECORDED_ROOT, tag, variant)
             load_artifact(src, expected_fingerprint=expected)  # refuse stale recordings early
-            dst = artifact_path(output_dir, tag, variant)
-            tmp = dst.with_name(f".{dst.name}.tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            dst = atomic_copy(src, artifact_path(output_dir, tag, variant))
             result.artifacts.setdefault(tag, {})[variant] = dst
-    _write_source(output_dir, {"mode": "recorded", "banner": banner, "recording": provenance})
+            result.rows.append({"tag": tag, "variant": variant, "status": "recorded", "artifact": dst.name})
+    _write_source(output_dir, result.source_info(recording=provenance))
     return result
+
+
+def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
+    """The stored artifact at ``path`` if it is valid and was written under ``key``; else None (and why)."""
+    if not path.is_file():
+        return None
+    try:
+        artifact = load_artifact(path, expected_fingerprint=fingerprint)
+    except ParityError as exc:
+        notes.append(f"stored {path} is unusable, recomputing it: {str(exc).splitlines()[0]}")
+        return None
+    if artifact.extra.get("store_key") != key:
+        notes.append(f"stored {path} does not carry its key {key}, recomputing it")
+        return None
+    return artifact
 
 
 def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tags=None, seed: int = 0,
             batch_size: int = 2, device: str = "auto", variants=None, allow_recorded: bool = True,
-            environment: dict | None = None) -> ProducerResult:
-    """Run the original on every requested tag and variant; one artifact per (tag, variant)."""
+            environment: dict | None = None, store_dir: str | os.PathLike | None = None) -> ProducerResult:
+    """Run the original on every requested tag and variant; one artifact per (tag, variant).
+
+    Artifacts are kept in a content-addressed store (default ``build/artifacts``) and
+    published into ``output_dir``; a valid stored one is reused and no model is loaded for it.
+    """
     from . import original_backend as ob
+    from . import runtime
 
     checkpoint = ckpt.resolve_checkpoint(checkpoint)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
     tags = parse_list(tags) or ckpt.embodiment_tags(checkpoint)
-    variants = parse_list(variants) or [DEFAULT_VARIANT]
+    device = runtime.resolve_device(device)
+    runnable, refused = plan(parse_list(variants), device, kernel="groot-original")
     status = ob.gr00t_status()
     if not status["available"]:
         if allow_recorded and tiny_layout.is_embedded_default(checkpoint):
-            return use_recordings(checkpoint, output_dir, tags, variants, seed=seed, batch_size=batch_size,
+            return use_recordings(checkpoint, output_dir, tags, [v.name for v in runnable], seed=seed,
+                                  batch_size=batch_size, refused=refused,
                                   reason=f"gr00t not importable: {status['error']}")
         ob.require_gr00t()  # raises with the how-to
 
-    from . import runtime
-
-    device = runtime.resolve_device(device)
     fp = ckpt.fingerprint(checkpoint)
     stats = json.loads((checkpoint / "statistics.json").read_text())
     banner = f"original outputs: run live with gr00t {(status.get('commit') or 'unknown commit')[:12]} from {status['source']}"
-    result = ProducerResult(mode="live", banner=banner)
+    result = ProducerResult(mode="live", banner=banner, refused=refused)
     layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in tags}
     raws = {tag: build_observations(layouts[tag], seed=seed, batch_size=batch_size, statistics=stats[tag]) for tag in tags}
+    first = runnable[0].name
+    base = {"schema": SCHEMA, "checkpoint": fp["fingerprint"], "seed": seed, "batch_size": batch_size,
+            "recipe": OBSERVATION_RECIPE, "device": device, "gr00t": status.get("commit"),
+            "versions": dist_versions("torch", "transformers", "gr00t", "numpy"),
+            "code": code_digest(*PRODUCER_CODE)}
     first_noise: dict[str, object] = {}
-    for variant_name in variants:
-        variant = get_variant(variant_name)
-        start = time.perf_counter()
-        bundle = ob.load(checkpoint, variant=variant, device=device)
-        result.timings[f"load {variant_name}"] = time.perf_counter() - start
-        provenance = ob.provenance(bundle, status)
+    timings = {"checkpoint load": 0.0, "compute": 0.0}
+    for variant in runnable:
+        noise = "drawn after seeding" if variant.name == first else f"injected from {first}"
+        keys = {tag: content_key({**base, "tag": tag, "variant": variant.name, "noise": noise}) for tag in tags}
+        entries = {tag: entry_path(store_dir, "original", tag, variant.name, keys[tag]) for tag in tags}
+        todo = []
         for tag in tags:
+            stored = _stored(entries[tag], keys[tag], fp["fingerprint"], result.notes)
+            if stored is None:
+                todo.append(tag)
+                continue
+            first_noise.setdefault(tag, stored.initial_noise)
+            result.rows.append({"tag": tag, "variant": variant.name, "status": "reused", "seconds": 0.0,
+                                "key": keys[tag]})
+        if todo:
             start = time.perf_counter()
-            collated = ob.preprocess(bundle, layouts[tag], raws[tag])
-            inputs = {k: runtime.to_numpy(v) for k, v in runtime.flatten(collated).items()}
-            # Later variants start from the first variant's noise: precision is then the only change.
-            out = ob.sample(bundle, collated, seed=seed, noise=first_noise.get(tag))
-            first_noise.setdefault(tag, out["initial_noise"])
-            path = save_artifact(
-                artifact_path(output_dir, tag, variant_name), embodiment_tag=tag, seed=seed,
-                producer=provenance, checkpoint=fp, raw=raws[tag], inputs=inputs, outputs=out,
-                variant=variant_name,
-                extra={"observation_recipe": OBSERVATION_RECIPE, "batch_size": batch_size,
-                       "noise": "drawn after seeding" if variant_name == variants[0] else
-                                f"injected from {variants[0]}",
-                       "environment": environment or {}},
-            )
-            result.artifacts.setdefault(tag, {})[variant_name] = path
-            result.timings[f"{tag} {variant_name}"] = time.perf_counter() - start
-        del bundle
-    _write_source(output_dir, {"mode": "live", "banner": banner, "gr00t": status})
+            bundle = ob.load(checkpoint, variant=variant, device=device)
+            timings["checkpoint load"] += time.perf_counter() - start
+            provenance = ob.provenance(bundle, status)
+            for tag in todo:
+                start = time.perf_counter()
+                collated = ob.preprocess(bundle, layouts[tag], raws[tag])
+                inputs = {k: runtime.to_numpy(v) for k, v in runtime.flatten(collated).items()}
+                # Later variants start from the first variant's noise: precision is then the only change.
+                out = ob.sample(bundle, collated, seed=seed, noise=first_noise.get(tag))
+                first_noise.setdefault(tag, out["initial_noise"])
+                save_artifact(
+                    entries[tag], embodiment_tag=tag, seed=seed, producer=provenance, checkpoint=fp,
+                    raw=raws[tag], inputs=inputs, outputs=out, variant=variant.name,
+                    extra={"observation_recipe": OBSERVATION_RECIPE, "batch_size": batch_size, "noise": noise,
+                           "store_key": keys[tag], "environment": environment or {}},
+                )
+                seconds = time.perf_counter() - start
+                timings["compute"] += seconds
+                result.rows.append({"tag": tag, "variant": variant.name, "status": "computed",
+                                    "seconds": round(seconds, 2), "key": keys[tag]})
+            del bundle
+            runtime.free_memory()
+        for tag in tags:
+            path = publish(entries[tag], artifact_path(output_dir, tag, variant.name))
+            result.artifacts.setdefault(tag, {})[variant.name] = path
+    result.timings = {k: round(v, 2) for k, v in timings.items()} | {"peak_rss_mb": runtime.peak_rss_mb()}
+    _write_source(output_dir, result.source_info(gr00t=status, store=str(store_dir)))
     return result

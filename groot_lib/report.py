@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
+
+from .atomic import atomic_write_text
 
 
 def export_html(notebook: Path, *, hide_code: bool = True) -> Path:
@@ -19,11 +20,7 @@ def export_html(notebook: Path, *, hide_code: bool = True) -> Path:
 
     exporter = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
     body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
-    out = notebook.with_suffix(".html")
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return atomic_write_text(notebook.with_suffix(".html"), body)
 
 
 def _table(rows: list[dict]) -> str:
@@ -42,13 +39,28 @@ def _table(rows: list[dict]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _reuse_line(source: dict, verdicts: dict | None) -> str:
+    """How much of this report was computed now, and how much reused from the store."""
+    def count(rows):
+        tally: dict[str, int] = {}
+        for row in rows:
+            tally[row.get("status", "?")] = tally.get(row.get("status", "?"), 0) + 1
+        return ", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "none"
+
+    return (f"Original artifacts: {count(source.get('rows', []))}. "
+            f"LeRobot outputs: {count((verdicts or {}).get('replays', []))}.")
+
+
 def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dict[str, Path],
-                errors: list[str], settings: dict) -> Path:
+                errors: list[str], settings: dict, source: dict | None = None) -> Path:
     """``run_dir/index.html``: provenance banner first, then verdicts, failures and links."""
+    source = source or {}
     passed = bool(verdicts and verdicts.get("passed")) and not errors
     status = "PASS" if passed else "FAIL"
     rows = (verdicts or {}).get("rows", [])
-    failing = [r for r in rows if r.get("verdict") == "FAIL"]
+    precision = (verdicts or {}).get("precision", [])
+    refused = {**source.get("refused", {}), **(verdicts or {}).get("refused", {})}
+    failing = [r for r in rows + precision if r.get("verdict") == "FAIL"]
     parts = [
         "<!doctype html><meta charset='utf-8'><title>gr00t-parity report</title>",
         "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
@@ -57,16 +69,19 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
         "background:#eef}</style>",
         f"<p class='banner'>{html.escape(banner)}</p>",
         f"<h1>gr00t-parity: <span class='{status.lower()}'>{status}</span></h1>",
-        f"<p>{len(rows) - len(failing)} of {len(rows)} checks pass. Settings: "
-        f"{html.escape(json.dumps(settings, sort_keys=True))}</p>",
+        f"<p>{len(rows) + len(precision) - len(failing)} of {len(rows) + len(precision)} checks pass. "
+        f"{html.escape(_reuse_line(source, verdicts))}</p>",
+        f"<p>Settings: {html.escape(json.dumps(settings, sort_keys=True, default=str))}</p>",
     ]
     for err in errors:
         parts.append(f"<pre class='fail'>{html.escape(err)}</pre>")
+    for variant, why in refused.items():
+        parts.append(f"<p class='fail'>REFUSED {html.escape(variant)}: {html.escape(why)}</p>")
     parts.append("<h2>Verdicts</h2>" + _table(rows))
+    if precision:
+        parts.append("<h2>Precision study</h2><p>Cross-implementation gap at low precision vs k x the larger "
+                     "same-implementation noise floor (max |delta| on action_pred, same initial noise).</p>"
+                     + _table(precision))
     parts.append("<h2>Notebooks</h2><ul>" + "".join(
         f"<li><a href='{html.escape(p.name)}'>{html.escape(name)}</a></li>" for name, p in pages.items()) + "</ul>")
-    index = run_dir / "index.html"
-    tmp = index.with_name(".index.html.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, index)
-    return index
+    return atomic_write_text(run_dir / "index.html", "\n".join(parts))

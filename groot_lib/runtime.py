@@ -68,6 +68,24 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def free_memory() -> None:
+    """After ``del model``: give the memory back so the next variant's model is the only one held."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def seed_everything(seed: int) -> None:
     """Seed every generator the flow-matching sampler could touch, right before sampling."""
     import random

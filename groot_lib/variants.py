@@ -61,3 +61,23 @@ def check_attention_ran(variant: Variant, actual: str | None, *, what: str) -> N
         raise VariantUnavailableError(
             f"{what} ran attention {actual!r}, but variant {variant.name!r} asked for {variant.attention!r}"
         )
+
+
+def plan(names, device: str, *, kernel: str) -> tuple[list[Variant], dict[str, str]]:
+    """Requested variant names -> (runnable here, fp32 reference first; {refused name: why}).
+
+    A refusal is reported, never silently swapped for another variant.
+    """
+    ordered = sorted(dict.fromkeys(names or [DEFAULT_VARIANT]), key=lambda n: n != DEFAULT_VARIANT)
+    runnable, refused = [], {}
+    for name in ordered:
+        variant = get_variant(name)
+        try:
+            require_runnable(variant, device, kernel=kernel)
+        except VariantUnavailableError as exc:
+            refused[name] = str(exc)
+            continue
+        runnable.append(variant)
+    if not runnable:
+        raise VariantUnavailableError("no requested variant can run here: " + " ".join(refused.values()))
+    return runnable, refused

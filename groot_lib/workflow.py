@@ -1,7 +1,8 @@
 """``make report``: producer in the original kernel, consumer in the LeRobot kernel, HTML.
 
     python -m groot_lib.workflow report [--checkpoint DIR|ID] [--tags a,b] [--seed N]
-        [--atol X] [--rtol X] [--device cpu|cuda|auto] [--variants fp32-sdpa,...]
+        [--atol X] [--rtol X] [--device cpu|cuda|auto] [--variants fp32-sdpa,bf16-sdpa,...]
+        [--noise-mode seed|inject] [--precision-k 2] [--out-root DIR] [--artifacts-root DIR]
 
 Exit status: 0 when every verdict passes, 1 when any fails, 2 when a notebook
 could not finish. The report is written in every case.
@@ -10,7 +11,6 @@ could not finish. The report is written in every case.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -25,54 +25,106 @@ NOTEBOOKS = REPO / "notebooks"
 ORIGINAL_KERNEL, LEROBOT_KERNEL = "groot-original", "groot-lerobot"
 
 
-def artifacts_key(params: dict) -> str:
-    """Artifacts are reusable across runs that differ only in tolerances or plotting."""
-    keyed = {k: params.get(k) for k in ("checkpoint", "tags", "seed", "batch_size", "device", "variants")}
-    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
+DEFAULT_VARIANTS = "fp32-sdpa,bf16-sdpa"  # fp32 parity + the bf16 precision study
+
+
+def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | None) -> dict:
+    """Per-phase wall time and peak RSS of one report (bench/ reads this file)."""
+    from .notebook_runner import cell_timings
+    from .runtime import peak_rss_mb
+
+    phases: dict[str, float | None] = {}
+    for name in ("producer", "consumer"):
+        executed = run_dir / f"{name}.ipynb"
+        if executed.exists():
+            phases[f"{name} kernel start"] = cell_timings(executed)["kernel start"]
+        done = source.get("timings", {}) if name == "producer" else (verdicts or {}).get("timings", {})
+        phases[f"{name} checkpoint load"] = done.get("checkpoint load")
+        phases[f"{name} compute"] = done.get("compute")
+    phases["plots"] = (verdicts or {}).get("timings", {}).get("plots")
+    phases["html export"] = timings.get("html export")
+    phases["producer notebook"] = timings.get("producer")
+    phases["consumer notebook"] = timings.get("consumer")
+    phases["total"] = timings.get("total")
+    model = sum(v or 0.0 for k, v in phases.items() if k.endswith(("checkpoint load", "compute")))
+    return {"phases": {k: (round(v, 2) if isinstance(v, (int, float)) else v) for k, v in phases.items()},
+            "model_seconds": round(model, 2),
+            "peak_rss_mb": {"producer kernel": source.get("timings", {}).get("peak_rss_mb"),
+                            "consumer kernel": (verdicts or {}).get("timings", {}).get("peak_rss_mb"),
+                            "workflow": peak_rss_mb()}}
+
+
+def _fresh_dir(root: Path, stamp: str) -> Path:
+    """``root/<stamp>``, or ``<stamp>-2``... : a report never overwrites an earlier one."""
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = root / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ParityError(f"could not create a fresh report folder under {root}")
 
 
 def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2, atol=None, rtol=None,
-               device=None, variants=None, noise_mode="seed", out_root: Path | None = None,
-               artifacts_root: Path | None = None) -> tuple[int, Path]:
+               device=None, variants=None, noise_mode="seed", precision_k=None, out_root: Path | None = None,
+               artifacts_root: Path | None = None, notebooks: Path | None = None) -> tuple[int, Path]:
+    """Producer, consumer, HTML; returns (exit status, index.html). ``notebooks`` overrides the folder."""
+    from .atomic import atomic_write_text
     from .notebook_runner import NotebookExecutionError, run_notebook
     from .producer import read_source
     from .report import export_html, write_index
 
+    began = time.perf_counter()
+    notebooks = Path(notebooks or NOTEBOOKS)
     checkpoint = str(checkpoint or tiny_layout.TINY_CHECKPOINT)
     if hf_home is None and tiny_layout.is_embedded_default(checkpoint):
         hf_home = str(tiny_layout.TINY_HF_HOME)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(out_root or REPO / "reports") / stamp
-    run_dir.mkdir(parents=True, exist_ok=True)
-    common = {"checkpoint": checkpoint, "hf_home": hf_home, "tags": tags or "", "seed": int(seed), "device": device or ""}
-    produce_params = {**common, "batch_size": int(batch_size), "variants": variants or ""}
-    artifacts_dir = Path(artifacts_root or REPO / "build" / "artifacts") / artifacts_key(produce_params)
-    settings = {**common, "atol": atol, "rtol": rtol, "noise_mode": noise_mode, "artifacts": str(artifacts_dir)}
+    run_dir = _fresh_dir(Path(out_root or REPO / "reports"), stamp)
+    store_dir = Path(artifacts_root or REPO / "build" / "artifacts")
+    artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
+    common = {"checkpoint": checkpoint, "hf_home": hf_home, "tags": tags or "", "device": device or "",
+              "store_dir": str(store_dir)}
+    variants = variants or DEFAULT_VARIANTS
+    settings = {**common, "seed": int(seed), "batch_size": int(batch_size), "variants": variants, "atol": atol,
+                "rtol": rtol, "noise_mode": noise_mode, "precision_k": precision_k}
     pages, errors, timings = {}, [], {}
     steps = [
-        ("producer", ORIGINAL_KERNEL, {**produce_params, "output_dir": str(artifacts_dir)}),
+        ("producer", ORIGINAL_KERNEL, {**common, "seed": int(seed), "batch_size": int(batch_size),
+                                       "variants": variants, "output_dir": str(artifacts_dir)}),
         ("consumer", LEROBOT_KERNEL, {**common, "artifacts_dir": str(artifacts_dir), "atol": atol, "rtol": rtol,
-                                      "noise_mode": noise_mode, "output_dir": str(run_dir)}),
+                                      "noise_mode": noise_mode, "precision_k": precision_k,
+                                      "output_dir": str(run_dir)}),
     ]
+    export_seconds = 0.0
     for name, kernel, params in steps:
         executed = run_dir / f"{name}.ipynb"
         start = time.perf_counter()
         try:
-            run_notebook(NOTEBOOKS / f"{name}.ipynb", executed, kernel_name=kernel, parameters=params, cwd=REPO)
+            run_notebook(notebooks / f"{name}.ipynb", executed, kernel_name=kernel, parameters=params, cwd=REPO)
         except NotebookExecutionError as exc:
             errors.append(str(exc))
         except ParityError as exc:  # e.g. missing kernel: nothing ran
             errors.append(str(exc))
-        timings[name] = round(time.perf_counter() - start, 1)
+        timings[name] = round(time.perf_counter() - start, 2)
         if executed.exists():
+            start = time.perf_counter()
             pages[f"{name} ({kernel})"] = export_html(executed)
+            export_seconds += time.perf_counter() - start
         if errors:
             break
     verdicts_path = run_dir / "verdicts.json"
-    verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() else None
-    banner = read_source(artifacts_dir).get("banner", "original outputs: unknown")
-    index = write_index(run_dir, banner=banner, verdicts=verdicts, pages=pages, errors=errors,
-                        settings={**settings, "seconds": timings})
+    verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() and not errors else None
+    source = read_source(artifacts_dir)
+    start = time.perf_counter()
+    index = write_index(run_dir, banner=source.get("banner", "original outputs: unknown"), verdicts=verdicts,
+                        pages=pages, errors=errors, settings=settings, source=source)
+    timings["html export"] = round(export_seconds + time.perf_counter() - start, 2)
+    timings["total"] = round(time.perf_counter() - began, 2)
+    atomic_write_text(run_dir / "timings.json",
+                      json.dumps(_phase_timings(run_dir, timings, source, verdicts), indent=2) + "\n")
     code = 2 if errors else (0 if verdicts and verdicts.get("passed") else 1)
     return code, index
 
@@ -131,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--device")
     rep.add_argument("--variants")
     rep.add_argument("--noise-mode", choices=("seed", "inject"), default="seed")
+    rep.add_argument("--precision-k", type=float, help="precision verdict: cross gap <= k x noise floor (default 2)")
+    rep.add_argument("--out-root", type=Path, help="reports folder (default reports/)")
+    rep.add_argument("--artifacts-root", type=Path, help="artifact store (default build/artifacts)")
     rec = sub.add_parser("record", help="re-record references/tiny with the live original (needs gr00t)")
     rec.add_argument("--variants", default="fp32-sdpa,bf16-sdpa")
     args = parser.parse_args(argv)
@@ -140,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code, index = run_report(checkpoint=args.checkpoint, hf_home=args.hf_home, tags=args.tags, seed=args.seed,
                                  batch_size=args.batch_size, atol=args.atol, rtol=args.rtol, device=args.device,
-                                 variants=args.variants, noise_mode=args.noise_mode)
+                                 variants=args.variants, noise_mode=args.noise_mode,
+                                 precision_k=args.precision_k, out_root=args.out_root,
+                                 artifacts_root=args.artifacts_root)
     except ParityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -19,20 +20,27 @@ TAG = "simpler_env_widowx"
 
 
 def consume(artifacts_dir, output_dir, **params):
+    """The consumer notebook alone, fp32 only unless asked, with its own LeRobot store."""
+    params = {"variants": "fp32-sdpa", "store_dir": str(output_dir / "store"), **params}
     run_notebook(NOTEBOOKS / "consumer.ipynb", output_dir / "consumer.ipynb", kernel_name="groot-lerobot", cwd=REPO,
                  parameters={"artifacts_dir": str(artifacts_dir), "output_dir": str(output_dir), **params})
     return json.loads((output_dir / "verdicts.json").read_text())
 
 
+def text_of(html_path) -> str:
+    return re.sub(r"<[^>]+>", "\n", html_path.read_text())
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
+    """The default report (fp32 parity + bf16 precision study) into a fresh store."""
     root = tmp_path_factory.mktemp("report")
-    code, index = run_report(out_root=root / "reports", artifacts_root=root / "artifacts")
-    return code, index, json.loads((index.parent / "verdicts.json").read_text())
+    code, index = run_report(out_root=root / "reports", artifacts_root=root / "store")
+    return code, index, json.loads((index.parent / "verdicts.json").read_text()), root
 
 
 def test_report_states_origin_first_and_passes_on_tiny_default(report):
-    code, index, verdicts = report
+    code, index, verdicts, _ = report
     text = re.sub(r"<[^>]+>", "\n", index.read_text())
     first_line = next(line for line in text.splitlines() if line.strip() and "{" not in line and "gr00t-parity report" not in line)
     assert first_line.startswith("original outputs: "), first_line
@@ -46,6 +54,80 @@ def test_report_states_origin_first_and_passes_on_tiny_default(report):
     failing = [r for r in rows if r["verdict"] != "PASS"]
     assert not failing, json.dumps(failing, indent=1)
     assert code == 0 and verdicts["passed"] is True
+    phases = json.loads((index.parent / "timings.json").read_text())["phases"]
+    assert phases["consumer compute"] > 0 and phases["total"] >= phases["producer notebook"] + phases["consumer notebook"]
+
+
+def test_precision_study_in_report(report):
+    code, index, verdicts, _ = report
+    rows = verdicts["precision"]
+    assert {(r["tag"], r["variant"]) for r in rows} == {(t, "bf16-sdpa") for t in tiny_layout.EMBODIMENTS}
+    for r in rows:
+        # bf16 noise floors are real (non-zero) and bounded (see test_precision.py for the bound)
+        assert 1e-4 < r["original floor"] < 0.1 and 1e-4 < r["LeRobot floor"] < 0.1, r
+        assert 0 < r["cross gap"] <= r["bound"] == 2 * max(r["original floor"], r["LeRobot floor"]), r
+        assert r["fp32 implementation gap"] <= 1e-3 and r["verdict"] == "PASS", r
+    pairs = {(g["tag"], g["role"]) for g in verdicts["precision_gaps"]}
+    assert len(pairs) == 4 * len(tiny_layout.EMBODIMENTS)
+    assert "Precision study" in text_of(index)
+    consumer_html = (index.parent / "consumer.html").read_text()
+    assert "Precision study" in consumer_html
+    assert consumer_html.count("<img") >= 2 * len(tiny_layout.EMBODIMENTS)  # parity heatmaps + precision grids
+
+
+def test_rerun_with_new_tolerances_reuses_outputs_and_shows_refusal(report):
+    """Only tolerances/k change: no model reruns (one damaged stored replay is recomputed, with a note);
+    a flash variant on this CPU box is refused, named in the report, and makes the run non-passing."""
+    first_code, first_index, _, root = report
+    stored = sorted((root / "store" / "lerobot").glob("*.npz"))
+    assert len(stored) == 2 * len(tiny_layout.EMBODIMENTS)
+    stored[0].write_bytes(stored[0].read_bytes()[:100])
+    code, index = run_report(out_root=root / "reports", artifacts_root=root / "store", atol=2e-3, precision_k=0.5,
+                             variants="fp32-sdpa,bf16-sdpa,bf16-flash")
+    verdicts = json.loads((index.parent / "verdicts.json").read_text())
+    statuses = [r["status"] for r in verdicts["replays"]]
+    assert statuses.count("computed") == 1 and statuses.count("reused") == len(statuses) - 1, statuses
+    assert any("unusable, recomputing" in n and stored[0].name in n for n in verdicts["notes"]), verdicts["notes"]
+    assert {r["status"] for r in verdicts["source"]["rows"]} <= {"reused", "recorded"}  # no original model ran
+    refusal = verdicts["refused"]["bf16-flash"]
+    assert "CUDA" in refusal and "flash-attn" in refusal and "Not falling back to SDPA" in refusal
+    assert "REFUSED bf16-flash" in text_of(index)
+    assert verdicts["settings"]["atol"] == 2e-3 and verdicts["settings"]["precision_k"] == 0.5
+    # measured cross/floor ratios on tiny are 0.9-1.3: k=0.5 fails them all, from the stored outputs
+    assert [r["verdict"] for r in verdicts["precision"]] == ["FAIL"] * len(tiny_layout.EMBODIMENTS)
+    assert code == 1 and verdicts["passed"] is False
+    assert index.parent != first_index.parent and first_index.is_file() and first_code == 0
+
+
+def test_kernel_death_mid_consumer_still_writes_the_report(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    shutil.copyfile(NOTEBOOKS / "producer.ipynb", notebooks / "producer.ipynb")
+    nb = nbformat.read(str(NOTEBOOKS / "consumer.ipynb"), as_version=4)
+    after = next(i for i, c in enumerate(nb.cells) if "consumer.run_all" in c.source)
+    nb.cells.insert(after + 1, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
+    nbformat.write(nb, str(notebooks / "consumer.ipynb"))
+    code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
+                             tags=TAG, variants="fp32-sdpa")
+    text = text_of(index)
+    assert code == 2 and "FAIL" in text
+    assert f"kernel died at cell {after + 1}" in text and "os.kill(os.getpid(), signal.SIGKILL)" in text
+    assert (index.parent / "consumer.ipynb").is_file() and (index.parent / "consumer.html").is_file()
+    assert load_artifact(artifact_path(index.parent / "artifacts", TAG)).embodiment_tag == TAG  # nothing lost
+
+
+def test_nan_and_inf_in_original_output_fail_with_counts(artifacts_copy, tmp_path):
+    path = artifact_path(artifacts_copy, TAG)
+    art = load_artifact(path)
+    art.outputs["action_pred"][0, 2, 1] = np.nan
+    art.outputs["action_pred"][1, 0, 0] = np.inf
+    save_artifact(path, embodiment_tag=art.embodiment_tag, seed=art.seed, producer=art.producer,
+                  checkpoint=art.checkpoint, raw=art.raw, inputs=art.inputs, outputs=art.outputs,
+                  variant=art.variant, extra=art.extra)
+    verdicts = consume(artifacts_copy, tmp_path / "out", tags=TAG)
+    model = next(r for r in verdicts["rows"] if r["check"] == "model parity")
+    assert model["verdict"] == "FAIL" and "expected has 1 NaN, 1 Inf" in model["reason"], model
+    assert verdicts["passed"] is False
 
 
 def test_perturbed_action_pred_fails_on_exactly_that_cell(artifacts_copy, tmp_path):

@@ -1,0 +1,155 @@
+"""Precision study: is a low-precision gap between the implementations rounding noise or a real difference?
+
+Per embodiment and low-precision variant, four ``action_pred`` gaps, all from the same
+initial noise: the fp32 implementation gap, each side's noise floor (its low-precision
+run against its own fp32 run), and the cross-implementation gap at low precision.
+The verdict is the rule FlashAttention's own tests use: the cross-implementation gap
+must stay within ``k`` x the larger same-implementation noise floor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .variants import DEFAULT_VARIANT
+
+REFERENCE = DEFAULT_VARIANT
+DEFAULT_K = 2.0
+ORIGINAL, LEROBOT = "original", "LeRobot"
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    role: str  # what the gap measures
+    a: tuple[str, str]  # (implementation, variant)
+    b: tuple[str, str]
+
+    @property
+    def label(self) -> str:
+        return f"{self.a[0]} {self.a[1]} vs {self.b[0]} {self.b[1]}"
+
+
+def pair_specs(variant: str) -> list[PairSpec]:
+    """The four gaps of the study for one low-precision variant, in display order."""
+    return [
+        PairSpec("implementation gap (fp32)", (ORIGINAL, REFERENCE), (LEROBOT, REFERENCE)),
+        PairSpec("original noise floor", (ORIGINAL, variant), (ORIGINAL, REFERENCE)),
+        PairSpec("LeRobot noise floor", (LEROBOT, variant), (LEROBOT, REFERENCE)),
+        PairSpec(f"cross-implementation gap ({variant})", (ORIGINAL, variant), (LEROBOT, variant)),
+    ]
+
+
+@dataclass
+class PairGap:
+    spec: PairSpec
+    max: float = math.nan
+    mean: float = math.nan
+    p99: float = math.nan
+    delta_hd: np.ndarray | None = None  # max over the batch, (horizon, action dim)
+    problem: str = ""  # why no gap could be measured (missing run, shape mismatch, non-finite)
+
+    def as_row(self, tag: str, variant: str) -> dict:
+        return {"tag": tag, "variant": variant, "pair": self.spec.label, "role": self.spec.role,
+                "max |delta|": self.max, "mean |delta|": self.mean, "p99 |delta|": self.p99,
+                "note": self.problem}
+
+
+def measure(spec: PairSpec, runs: dict[tuple[str, str], np.ndarray]) -> PairGap:
+    """|a - b| statistics; never crops mismatched shapes, never averages away NaN/Inf."""
+    gap = PairGap(spec)
+    missing = [f"{impl} {var}" for impl, var in (spec.a, spec.b) if (impl, var) not in runs]
+    if missing:
+        gap.problem = f"no run for {', '.join(missing)}"
+        return gap
+    a = np.asarray(runs[spec.a], dtype=np.float64)
+    b = np.asarray(runs[spec.b], dtype=np.float64)
+    if a.shape != b.shape:
+        gap.problem = f"shape mismatch {a.shape} vs {b.shape} (not cropped)"
+        return gap
+    delta = np.abs(a - b)
+    bad = int((~np.isfinite(delta)).sum())
+    if bad:
+        gap.problem = f"{bad} non-finite element(s) in the difference"
+        gap.max = math.inf
+    else:
+        gap.max, gap.mean = float(delta.max(initial=0.0)), float(delta.mean()) if delta.size else 0.0
+        gap.p99 = float(np.percentile(delta, 99)) if delta.size else 0.0
+    gap.delta_hd = delta.max(axis=0) if delta.ndim == 3 else None
+    return gap
+
+
+@dataclass
+class PrecisionVerdict:
+    tag: str
+    variant: str
+    k: float
+    gaps: list[PairGap]
+    valid_horizon: int | None = None
+    valid_dim: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cross(self) -> PairGap:
+        return self.gaps[3]
+
+    @property
+    def floor(self) -> float:
+        """The larger same-implementation noise floor (max |delta| against its own fp32 run)."""
+        return max(self.gaps[1].max, self.gaps[2].max)
+
+    @property
+    def bound(self) -> float:
+        return self.k * self.floor
+
+    @property
+    def problem(self) -> str:
+        return "; ".join(f"{g.spec.role}: {g.problem}" for g in self.gaps[1:] if g.problem)
+
+    @property
+    def passed(self) -> bool:
+        if self.problem:
+            return False
+        return self.cross.max <= self.bound
+
+    @property
+    def reason(self) -> str:
+        if self.problem:
+            return self.problem
+        ratio = self.cross.max / self.floor if self.floor > 0 else (0.0 if self.cross.max == 0 else math.inf)
+        word = "within" if self.passed else "EXCEEDS"
+        return (f"cross gap {self.cross.max:.3g} {word} {self.k:g} x noise floor {self.floor:.3g} "
+                f"(= {self.bound:.3g}; ratio {ratio:.2f})")
+
+    def as_row(self) -> dict:
+        return {"tag": self.tag, "variant": self.variant, "cross gap": self.cross.max,
+                "original floor": self.gaps[1].max, "LeRobot floor": self.gaps[2].max,
+                "fp32 implementation gap": self.gaps[0].max, "k": self.k, "bound": self.bound,
+                "verdict": "PASS" if self.passed else "FAIL", "reason": self.reason}
+
+    def heatmap_panels(self) -> list[dict]:
+        """parity_heatmap kwargs for the four gaps (missing ones left out); plot on one shared scale."""
+        return [{"delta_hd": g.delta_hd, "valid_horizon": self.valid_horizon, "valid_dim": self.valid_dim,
+                 "title": f"{g.spec.role}\n{g.spec.label}: max {g.max:.3g}"}
+                for g in self.gaps if g.delta_hd is not None]
+
+
+def study(tag: str, variant: str, runs: dict[tuple[str, str], np.ndarray], *, k: float = DEFAULT_K,
+          valid_horizon: int | None = None, valid_dim: int | None = None) -> PrecisionVerdict:
+    """All four gaps + the k x noise-floor verdict for one tag and one low-precision variant."""
+    if variant == REFERENCE:
+        raise ValueError(f"the precision study compares a low-precision variant against {REFERENCE}, not itself")
+    k = float(k)
+    if not (k > 0 and math.isfinite(k)):
+        raise ValueError(f"k must be a positive finite number, got {k}")
+    gaps = [measure(spec, runs) for spec in pair_specs(variant)]
+    return PrecisionVerdict(tag, variant, k, gaps, valid_horizon, valid_dim)
+
+
+def shared_vmax(verdicts: list[PrecisionVerdict]) -> float:
+    """One colour scale for several panels: the largest finite per-cell gap among them."""
+    values = [float(np.nanmax(np.where(np.isfinite(g.delta_hd), g.delta_hd, np.nan)))
+              for v in verdicts for g in v.gaps if g.delta_hd is not None and np.isfinite(g.delta_hd).any()]
+    return max(values, default=0.0)

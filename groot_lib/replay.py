@@ -1,0 +1,169 @@
+"""LeRobot's side of every comparison: model replays and preprocessor runs, content-addressed.
+
+Running LeRobot is the consumer's only expensive step. Its outputs are keyed by the
+artifact's bytes, the variant, the noise mode, the device, LeRobot's package versions
+and this code, so a report that changes only tolerances or plots loads no model.
+One model is held at a time: variants run one after another.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .artifact import Artifact
+from .atomic import atomic_save_npz
+from .store import DEFAULT_ROOT, code_digest, content_key, dist_versions, entry_path, file_digest
+from .variants import DEFAULT_VARIANT, plan
+
+REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
+REPLAY_CODE = ("replay", "lerobot_backend", "runtime", "checkpoint", "variants")
+PRE = "pre."  # prefix of preprocessor outputs inside a replay
+
+
+@dataclass
+class Replay:
+    """What LeRobot produced for one tag under one variant."""
+
+    tag: str
+    variant: str
+    status: str  # computed | reused
+    arrays: dict[str, np.ndarray]
+    seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def action_pred(self) -> np.ndarray:
+        return self.arrays["action_pred"]
+
+    @property
+    def preprocessed(self) -> dict[str, np.ndarray]:
+        return {k[len(PRE):]: v for k, v in self.arrays.items() if k.startswith(PRE)}
+
+
+@dataclass
+class ReplaySet:
+    replays: dict[tuple[str, str], Replay] = field(default_factory=dict)  # (tag, variant) -> Replay
+    refused: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def rows(self) -> list[dict]:
+        return [{"tag": r.tag, "variant": r.variant, "status": r.status, "seconds": round(r.seconds, 2)}
+                for r in self.replays.values()]
+
+    @property
+    def models_loaded(self) -> int:
+        return int(self.timings.get("models loaded", 0))
+
+
+def _read(path: Path, key: str, notes: list[str]) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if str(arrays.pop("meta::schema")) != REPLAY_SCHEMA or str(arrays.pop("meta::key")) != key:
+            raise ValueError("schema or key differs")
+        arrays.pop("meta::info", None)
+        return arrays
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        notes.append(f"stored replay {path} is unusable, recomputing it: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _write(path: Path, key: str, arrays: dict[str, np.ndarray], info: dict) -> None:
+    atomic_save_npz(path, {"meta::schema": np.array(REPLAY_SCHEMA), "meta::key": np.array(key),
+                           "meta::info": np.array(json.dumps(info, default=str)), **arrays})
+
+
+def _compute(bundle, checkpoint: Path, ref: Artifact, source: Artifact, *, reference: bool, noise_mode: str,
+             study: bool, device: str, notes: list[str]) -> dict[str, np.ndarray]:
+    """Reference variant: the parity replay (+ an injected-noise replay for the study when the
+    seeded noise differs) and the preprocessor run. Other variants: one replay from ref's noise."""
+    from . import lerobot_backend as lb
+
+    recorded_noise = ref.initial_noise
+    if not reference:
+        if recorded_noise is None:
+            notes.append(f"{ref.path.name}: no recorded initial noise; {source.variant} replay of {ref.embodiment_tag} "
+                         "is seeded instead, so its noise floor also includes RNG differences")
+        return {"action_pred": lb.sample(bundle, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]}
+    out = lb.sample(bundle, source.inputs, seed=source.seed, noise=recorded_noise if noise_mode == "inject" else None)
+    arrays = {"action_pred": out["action_pred"]}
+    if "initial_noise" in out:
+        arrays["initial_noise"] = out["initial_noise"]
+    if study:
+        same_noise = noise_mode == "inject" or (
+            recorded_noise is not None and "initial_noise" in out
+            and np.array_equal(out["initial_noise"], recorded_noise))
+        arrays["study_pred"] = out["action_pred"] if same_noise or recorded_noise is None else \
+            lb.sample(bundle, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]
+    layout = ckpt.embodiment_layout(checkpoint, source.embodiment_tag)
+    arrays.update({PRE + k: v for k, v in lb.preprocess(checkpoint, layout, source.raw, device=device).items()})
+    return arrays
+
+
+def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, variants: list[str], device: str,
+               noise_mode: str = "seed", store_dir=None) -> ReplaySet:
+    """LeRobot under each runnable variant (fp32 reference first), reusing stored replays.
+
+    ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant.
+    """
+    from . import lerobot_backend as lb
+    from . import runtime
+
+    store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
+    runnable, refused = plan(variants, device, kernel="groot-lerobot")
+    result = ReplaySet(refused=refused)
+    refs = artifacts[DEFAULT_VARIANT]
+    study = len(runnable) > 1
+    base = {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest(*REPLAY_CODE),
+            "versions": dist_versions("lerobot", "torch", "transformers", "numpy")}
+    digests: dict[Path, str] = {}
+
+    def digest(artifact: Artifact) -> str:
+        return digests.setdefault(artifact.path, file_digest(artifact.path))
+
+    timings = {"checkpoint load": 0.0, "compute": 0.0, "models loaded": 0}
+    for variant in runnable:
+        reference = variant.name == DEFAULT_VARIANT
+        todo = []
+        for tag, ref in refs.items():
+            source = artifacts.get(variant.name, {}).get(tag, ref)
+            fields = {**base, "tag": tag, "variant": variant.name, "inputs": digest(source)}
+            fields.update({"noise_mode": noise_mode, "study": study} if reference else {"noise": digest(ref)})
+            key = content_key(fields)
+            path = entry_path(store_dir, "lerobot", tag, variant.name, key)
+            arrays = _read(path, key, result.notes)
+            if arrays is None:
+                todo.append((tag, ref, source, key, path))
+            else:
+                result.replays[(tag, variant.name)] = Replay(tag, variant.name, "reused", arrays)
+        if not todo:
+            continue
+        start = time.perf_counter()
+        layout = ckpt.embodiment_layout(checkpoint, todo[0][0])
+        bundle = lb.load(checkpoint, layout, variant=variant, device=device)
+        timings["checkpoint load"] += time.perf_counter() - start
+        timings["models loaded"] += 1
+        provenance = lb.provenance(bundle)
+        for tag, ref, source, key, path in todo:
+            start = time.perf_counter()
+            arrays = _compute(bundle, checkpoint, ref, source, reference=reference, noise_mode=noise_mode,
+                              study=study, device=device, notes=result.notes)
+            seconds = time.perf_counter() - start
+            _write(path, key, arrays, {"provenance": provenance, "seconds": seconds})
+            timings["compute"] += seconds
+            result.replays[(tag, variant.name)] = Replay(tag, variant.name, "computed", arrays, seconds,
+                                                         {"provenance": provenance})
+        del bundle
+        runtime.free_memory()
+    result.timings = {k: round(v, 2) for k, v in timings.items()}
+    return result

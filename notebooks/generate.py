@@ -1,0 +1,246 @@
+"""Source of the two notebooks: ``python notebooks/generate.py`` rewrites producer.ipynb and consumer.ipynb.
+
+Notebooks stay thin (they call groot_lib and show results); keeping their text here
+makes them reviewable as code, and a test checks the committed .ipynb files match.
+Parameter cells put a comment line above each parameter: papermill shows it as help.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+
+
+def _cell(kind: str, source: str, tags: tuple[str, ...] = ()):
+    cell = nbformat.v4.new_markdown_cell(source) if kind == "md" else nbformat.v4.new_code_cell(source)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def md(source: str):
+    return _cell("md", source.strip())
+
+
+def code(source: str):
+    return _cell("code", source.strip())
+
+
+def params(source: str):
+    return _cell("code", source.strip(), ("parameters",))
+
+
+def notebook(cells) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating gives identical files
+    nb.cells = list(cells)
+    return nb
+
+
+PRODUCER = notebook([
+    md("""
+# Producer: NVIDIA's original `gr00t`
+
+Runs in the **groot-original** kernel. For each embodiment tag and variant it builds observations from the
+checkpoint's own metadata, runs the original preprocessor + model with a fixed seed (later variants start from
+the first variant's initial noise), and writes one `groot-parity-artifact/1` file. Artifacts are content-addressed:
+one whose inputs did not change is **reused** and no model is loaded for it. Without `gr00t`, the embedded tiny
+default falls back to the committed recordings.
+"""),
+    params("""
+# raw GR00T N1.7 checkpoint dir or hub id, None is embedded tiny default
+checkpoint = None
+# HF cache, None is the isolated cache of the tiny default, else your HF_HOME
+hf_home = None
+# comma-separated embodiment tags, empty is every tag in statistics.json
+tags = ""
+seed = 0
+batch_size = 2
+# empty or auto is cuda when available, cpu, cuda
+device = ""
+# empty is fp32-sdpa, or a comma list of fp32-sdpa, bf16-sdpa, bf16-flash
+variants = ""
+# never reach the Hugging Face hub
+offline = True
+# where this run's artifacts are published
+output_dir = "build/artifacts/manual"
+# content-addressed store, empty is build/artifacts
+store_dir = ""
+"""),
+    code("""
+from groot_lib import runtime
+
+checkpoint, environment = runtime.setup_notebook(checkpoint, hf_home, offline=offline)
+environment
+"""),
+    code("""
+from IPython.display import Markdown
+from groot_lib import producer
+
+result = producer.produce(checkpoint, output_dir, tags=tags, seed=seed, batch_size=batch_size,
+                          device=device or "auto", variants=variants, environment=environment,
+                          store_dir=store_dir or None)
+Markdown(f"**{result.banner}**")
+"""),
+    code("""
+import pandas as pd
+
+for note in result.notes:
+    print("note:", note)
+for variant, why in result.refused.items():
+    print(f"REFUSED {variant}: {why}")
+display(pd.DataFrame(result.summary_rows()))
+pd.Series(result.timings, name="seconds / MB").to_frame()
+"""),
+])
+
+CONSUMER = notebook([
+    md("""
+# Consumer: LeRobot's GR00T N1.7 against the original
+
+Runs in the **groot-lerobot** kernel.
+
+* **Model parity**: replay the artifact's byte-identical collated inputs with the recorded seed (or injected
+  initial noise) through LeRobot's model; compare the full `action_pred` (never cropped).
+* **Preprocessor parity**: replay the raw observations through LeRobot's own preprocessor; compare with the
+  original's collated inputs (token tensors exactly, `pixel_values`/`state` within atol/rtol).
+* **Precision study**: for each low-precision variant, each side's noise floor (its low-precision run against its
+  own fp32 run, same initial noise) beside the cross-implementation gap; the gap must stay within k x the larger
+  floor.
+
+LeRobot's outputs are content-addressed: a rerun that changes only tolerances or plots loads no model.
+"""),
+    params("""
+# same checkpoint the producer used, None is embedded tiny default
+checkpoint = None
+hf_home = None
+artifacts_dir = "build/artifacts/manual"
+# empty is every artifact found
+tags = ""
+# None is $GROOT_PARITY_ATOL or 1e-3
+atol = None
+# None is $GROOT_PARITY_RTOL or 1e-3
+rtol = None
+# empty is $GROOT_PARITY_DEVICE or auto
+device = ""
+# seed is reseed before sampling, inject is start from the recorded initial noise
+noise_mode = "seed"
+# LeRobot variants, empty is every variant the producer wrote
+variants = ""
+# precision verdict: cross gap <= k x larger noise floor; None is $GROOT_PARITY_PRECISION_K or 2
+precision_k = None
+offline = True
+output_dir = "build/consumer"
+# content-addressed store of LeRobot's outputs, empty is build/artifacts
+store_dir = ""
+# read legacy LeRobot .npz dumps (pickled object arrays): only for files you made yourself
+trust_legacy = False
+"""),
+    code("""
+from IPython.display import Markdown
+from groot_lib import runtime, producer
+
+checkpoint, environment = runtime.setup_notebook(checkpoint, hf_home, offline=offline)
+source = producer.read_source(artifacts_dir)
+Markdown(f"**{source['banner']}**")
+"""),
+    code("""
+from groot_lib import consumer
+
+report = consumer.run_all(checkpoint, artifacts_dir, tags=producer.parse_list(tags), atol=atol, rtol=rtol,
+                          device=device or None, noise_mode=noise_mode, variants=producer.parse_list(variants),
+                          k=precision_k, source=source, store_dir=store_dir or None, trust_legacy=trust_legacy)
+results = report.results
+atol, rtol = results[0].model.atol, results[0].model.rtol
+reuse = "all reused, no model loaded" if report.reused else f"{report.replays.models_loaded} model load(s)"
+Markdown(f"Tolerances: atol={atol:g}, rtol={rtol:g}; initial noise: **{noise_mode}**; LeRobot outputs: **{reuse}**")
+"""),
+    code("""
+import pandas as pd
+
+for variant, why in report.refused.items():
+    print(f"REFUSED {variant}: {why}")
+for note in report.replays.notes:
+    print("note:", note)
+pd.DataFrame(report.replays.rows())
+"""),
+    md("## Verdicts"),
+    code("""
+from groot_lib.compare import verdict_table
+
+table = verdict_table([c for r in results for c in r.comparisons])
+table.style.apply(lambda col: ["background:#fdd" if v == "FAIL" else "background:#dfd" for v in col], subset=["verdict"])
+"""),
+    md("""
+## Where: |delta| over action horizon x action dim (max over the batch)
+
+The box is the embodiment's valid horizon x dims; outside it is padding. Marked cells violate
+|delta| <= atol + rtol*|ref|.
+"""),
+    code("""
+from IPython.display import Image
+
+for tag, figure in report.heatmaps():
+    if isinstance(figure, bytes):
+        display(Image(figure))
+    else:
+        print(f"{tag}: {figure}")
+"""),
+    md("""
+## Precision study
+
+Per embodiment and low-precision variant, all from the same initial noise: the fp32 implementation gap, each
+side's noise floor (low precision vs its own fp32), and the cross-implementation gap at low precision. Verdict:
+cross gap <= k x the larger noise floor (the rule FlashAttention's tests use).
+"""),
+    code("""
+if not report.precision:
+    print("no precision study: run the producer with a low-precision variant, e.g. variants='fp32-sdpa,bf16-sdpa'")
+else:
+    display(pd.DataFrame([v.as_row() for v in report.precision]).style.apply(
+        lambda col: ["background:#fdd" if v == "FAIL" else "background:#dfd" for v in col], subset=["verdict"]))
+    display(pd.DataFrame([g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps]).round(6))
+"""),
+    code("""
+for title, figure in report.precision_figures():
+    display(Image(figure))
+"""),
+    md("## Details of failing checks"),
+    code("""
+failing = [c for r in results for c in r.comparisons if not c.passed]
+for c in failing:
+    print(c.format(), end="\\n\\n")
+for r in results:
+    for c in r.comparisons:
+        for note in c.notes:
+            print(f"{r.tag} / {c.name}: {note}")
+for v in report.precision:
+    if not v.passed:
+        print(f"precision {v.tag} / {v.variant}: FAIL: {v.reason}")
+print(f"{len(failing)} failing check(s), {sum(not v.passed for v in report.precision)} failing precision verdict(s)")
+"""),
+    code("""
+path = consumer.write_verdicts(report, output_dir, source=source,
+                               settings={"atol": atol, "rtol": rtol, "noise_mode": noise_mode})
+Markdown(f"### Overall: {'PASS' if report.passed else 'FAIL'} (verdicts written to `{path}`)")
+"""),
+])
+
+NOTEBOOKS = {"producer.ipynb": PRODUCER, "consumer.ipynb": CONSUMER}
+
+
+def main(out_dir: Path = HERE) -> None:
+    for name, nb in NOTEBOOKS.items():
+        nbformat.validate(nb)
+        (out_dir / name).write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

@@ -1,0 +1,83 @@
+"""The precision verdict on synthetic runs: the k x noise-floor rule, and honest failure modes."""
+
+import math
+
+import numpy as np
+import pytest
+
+from groot_lib.precision import LEROBOT, ORIGINAL, REFERENCE, shared_vmax, study
+
+V = "bf16-sdpa"
+
+
+def runs(floor_orig=0.04, floor_lerobot=0.03, impl_gap=0.0, shape=(2, 8, 6)):
+    """Each side's bf16 run is its fp32 run plus its noise floor at one cell; LeRobot's fp32 run
+    differs from the original's by ``impl_gap`` at another (a real implementation difference).
+
+    With no implementation gap the cross gap can never exceed floor_orig + floor_lerobot <= 2 x the larger
+    floor (triangle inequality): the k=2 rule has teeth exactly when the implementations differ.
+    """
+    base = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    lerobot_fp32 = base.copy()
+    lerobot_fp32[1, 2, 3] += impl_gap
+    orig_bf16, lerobot_bf16 = base.copy(), lerobot_fp32.copy()
+    orig_bf16[0, 1, 2] += floor_orig
+    lerobot_bf16[1, 4, 0] += floor_lerobot
+    return {(ORIGINAL, REFERENCE): base, (LEROBOT, REFERENCE): lerobot_fp32, (ORIGINAL, V): orig_bf16,
+            (LEROBOT, V): lerobot_bf16}
+
+
+def test_gap_within_k_floors_passes_and_reports_all_four_pairs():
+    verdict = study("tag", V, runs(), valid_horizon=8, valid_dim=4)
+    roles = [g.spec.role for g in verdict.gaps]
+    assert roles == ["implementation gap (fp32)", "original noise floor", "LeRobot noise floor",
+                     "cross-implementation gap (bf16-sdpa)"]
+    assert verdict.gaps[0].max == 0.0
+    assert verdict.floor == pytest.approx(0.04, abs=1e-6) and verdict.cross.max == pytest.approx(0.04, abs=1e-6)
+    assert verdict.passed and "within 2 x noise floor" in verdict.reason
+    row = verdict.as_row()
+    assert row["verdict"] == "PASS" and row["bound"] == pytest.approx(0.08, abs=1e-6)
+    gap = verdict.gaps[1]
+    assert gap.delta_hd.shape == (8, 6) and gap.p99 <= gap.max and gap.mean < gap.max
+
+
+def test_gap_beyond_k_floors_fails_and_k_is_configurable():
+    verdict = study("tag", V, runs(impl_gap=0.09))
+    assert verdict.gaps[0].max == pytest.approx(0.09, abs=1e-6)
+    assert not verdict.passed and "EXCEEDS" in verdict.reason and "ratio 2.25" in verdict.reason
+    assert study("tag", V, runs(impl_gap=0.09), k=3).passed
+
+
+@pytest.mark.parametrize("k", [0, -1, math.inf])
+def test_k_must_be_positive_and_finite(k):
+    with pytest.raises(ValueError, match="k must be"):
+        study("tag", V, runs(), k=k)
+
+
+def test_shape_mismatch_is_not_cropped():
+    data = runs()
+    data[(LEROBOT, V)] = data[(LEROBOT, V)][:, :4]
+    verdict = study("tag", V, data)
+    assert not verdict.passed and "shape mismatch (2, 8, 6) vs (2, 4, 6) (not cropped)" in verdict.reason
+
+
+def test_missing_run_and_non_finite_fail_with_reason():
+    data = runs()
+    del data[(ORIGINAL, V)]
+    verdict = study("tag", V, data)
+    assert not verdict.passed and f"no run for original {V}" in verdict.reason
+    data = runs()
+    data[(LEROBOT, V)][0, 0, 0] = np.nan
+    verdict = study("tag", V, data)
+    assert not verdict.passed and "non-finite" in verdict.reason
+
+
+def test_reference_variant_is_not_a_study():
+    with pytest.raises(ValueError, match="low-precision"):
+        study("tag", REFERENCE, runs())
+
+
+def test_shared_scale_spans_every_panel():
+    a, b = study("a", V, runs()), study("b", V, runs(floor_orig=0.2))
+    assert shared_vmax([a, b]) == pytest.approx(0.2, abs=1e-6)
+    assert len(a.heatmap_panels()) == 4

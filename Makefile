@@ -78,6 +78,11 @@ report: kernels
 record-references: kernels
 	$(TOOLS) -m groot_lib.workflow record
 
+# Per-phase wall time + peak RSS of `make report` (tiny + a generated scaled-up checkpoint) against
+# a bare script + pytest flow: build/bench/results-<UTC>.md/.json. BENCH_ARGS=--skip-scaled etc.
+.PHONY: bench
+bench: kernels
+	$(TOOLS) -m bench.run $(BENCH_ARGS)
 
 clean-artifacts:
 	rm -rf build/artifacts

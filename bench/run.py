@@ -145,10 +145,24 @@ def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Pa
     if found:
         run["timings"] = json.loads(found[-1].read_text())
         run["timings_source"] = str(found[-1].relative_to(REPO))
+        run["cell_seconds"] = cell_seconds(found[-1].parent)
     else:
         run["timings"] = None
         run["timings_source"] = "missing: this workflow writes no timings.json"
     return run
+
+
+def cell_seconds(run_dir: Path) -> dict[str, float]:
+    """Sum of papermill's per-cell durations in each executed notebook (what ran inside cells)."""
+    import nbformat
+
+    sums = {}
+    for name in ("producer", "consumer"):
+        path = run_dir / f"{name}.ipynb"
+        if path.is_file():
+            cells = nbformat.read(str(path), as_version=4).cells
+            sums[name] = round(sum(c.metadata.get("papermill", {}).get("duration") or 0.0 for c in cells), 2)
+    return sums
 
 
 def run_bare(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Path, device: str) -> dict:
@@ -197,6 +211,12 @@ def analyze(run: dict) -> dict | None:
     in_producer = sum(v for k, v in parts.items() if k.startswith("producer "))
     in_consumer = sum(v for k, v in parts.items() if k.startswith("consumer ") or k == "plots")
     cells = (p["producer notebook"] - in_producer) + (p["consumer notebook"] - in_consumer)
+    # Split that rest into cell time (imports, tables) and papermill's own (saving, kernel shutdown).
+    sums = run.get("cell_seconds") or {}
+    outside = None
+    if set(sums) == {"producer", "consumer"}:
+        outside = (p["producer notebook"] - parts.get("producer kernel start", 0.0) - sums["producer"]
+                   + p["consumer notebook"] - parts.get("consumer kernel start", 0.0) - sums["consumer"])
     both = p["producer notebook"] + p["consumer notebook"]
     concurrent = max(0.0, both + p["html export"] - p["total"])
     # The workflow process's own time: interpreter start/exit (outside its "total") + gaps between steps.
@@ -204,7 +224,8 @@ def analyze(run: dict) -> dict | None:
     model = run["timings"].get("model_seconds") or 0.0
     idle = sum(parts.get(k, 0.0) for k in IDLE)
     plumbing = sum(parts.values()) - idle + cells + workflow - model
-    return {"cells": cells, "concurrent": concurrent, "workflow": workflow, "model": model, "plumbing": plumbing}
+    return {"cells": cells if outside is None else cells - outside, "papermill": outside,
+            "concurrent": concurrent, "workflow": workflow, "model": model, "plumbing": plumbing}
 
 
 def phase_rows(runs: dict[str, dict], env_check: dict) -> list[list[str]]:
@@ -227,17 +248,20 @@ def phase_rows(runs: dict[str, dict], env_check: dict) -> list[list[str]]:
             row += [text, " / ".join(fmt(rss.get(proc), 0) for proc in procs)]
         rows.append(row)
     derived = {k: analyze(r) or {} for k, r in runs.items()}
-    cells, outer, overlap, total = (["other notebook cells (setup, imports, tables)"],
+    outside = ["papermill outside cells (notebook I/O and saves, kernel shutdown)"]
+    cells, outer, overlap, total = (["other time in notebook cells (imports, tables)"],
                                     ["workflow process (start, exit, between steps)"],
                                     ["*overlap: both notebooks running at once*"],
                                     ["**`make report` wall** (env check + report)"])
     for key, run in runs.items():
         d = derived[key]
         cells += [fmt(d.get("cells")), ""]
+        outside += [fmt(d.get("papermill")), ""]
         outer += [fmt(d.get("workflow")), fmt(((run.get("timings") or {}).get("peak_rss_mb") or {}).get("workflow"), 0)]
         overlap += [f"*-{fmt(d.get('concurrent'))}*" if d.get("concurrent") else fmt(d.get("concurrent")), ""]
         total += [f"**{fmt(env_check['seconds'] + run['seconds'])}**", fmt(run["peak_rss_mb"], 0) + " (tree)"]
-    return rows + [cells, outer, overlap, total]
+    return rows + [cells] + ([outside] if any(d.get("papermill") is not None for d in derived.values()) else []) \
+        + [outer, overlap, total]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -2,7 +2,7 @@
 #   make setup [GR00T_SRC=/path/to/Isaac-GR00T]   build the three envs (incremental;
 #                                                  GR00T_SRC is remembered, =none drops it)
 #   make kernels | doctor | test | report | record-references
-#   make report CKPT=... TAGS=... SEED=... ATOL=... RTOL=... DEVICE=...
+#   make report CKPT=... TAGS=... SEED=... ATOL=... RTOL=... DEVICE=... VARIANTS=... PRECISION_K=...
 # Envs are described by environment-*.yml; groot_lib/envs.py turns them into
 # $(ENVS)/<name> and rebuilds one only when its YAML (or GR00T_SRC) changed.
 
@@ -16,6 +16,10 @@ SEED ?=
 ATOL ?=
 RTOL ?=
 DEVICE ?=
+# fp32-sdpa,bf16-sdpa by default (parity + precision study); add bf16-flash on a CUDA box with flash-attn
+VARIANTS ?=
+PRECISION_K ?=
+NOISE_MODE ?=
 
 # Absolute interpreters (the pyenv shims need PYENV_VERSION, so bypass them).
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
@@ -33,7 +37,9 @@ export JUPYTER_PATH := $(CURDIR)
 
 REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)') \
   $(if $(SEED),--seed '$(SEED)') $(if $(ATOL),--atol '$(ATOL)') \
-  $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)')
+  $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)') \
+  $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
+  $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)')
 
 .PHONY: setup kernels doctor test report record-references clean-artifacts clean FORCE
 
@@ -84,6 +90,7 @@ record-references: kernels
 bench: kernels
 	$(TOOLS) -m bench.run $(BENCH_ARGS)
 
+# The content-addressed store of original artifacts and LeRobot replays (reports keep hard links).
 clean-artifacts:
 	rm -rf build/artifacts
 

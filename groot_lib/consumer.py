@@ -7,6 +7,7 @@ notebook only displays what this module returns.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import time
@@ -28,6 +29,33 @@ VERDICTS_FILE = "verdicts.json"
 # Collated tensor names that must match exactly (token-level); the rest within atol/rtol.
 EXACT_INPUTS = ("input_ids", "attention_mask", "image_grid_thw", "embodiment_id")
 CLOSE_INPUTS = ("pixel_values", "state")
+
+
+# LeRobot's import chain in steps (about 30 s on 2 CPU cores, the consumer's slowest part).
+WARM_UP_STEPS = ("torch", "transformers", "lerobot.policies.groot.modeling_groot",
+                 "lerobot.policies.groot.processor_groot")
+
+
+def warm_up(until=None) -> dict:
+    """Import LeRobot's stack step by step until ``until()`` turns true.
+
+    ``make report`` starts the consumer beside the producer, so these imports overlap the
+    producer's work; once the producer is done they stop, because a rerun whose LeRobot
+    outputs are all stored needs none of them (any step left is imported on first use).
+    """
+    from . import lerobot_backend as lb
+
+    start, done = time.perf_counter(), []
+    for module in WARM_UP_STEPS:
+        if until is not None and until():
+            break
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - let the backend say what is missing and how to fix it
+            lb.require_lerobot()
+            raise
+        done.append(module)
+    return {"seconds": round(time.perf_counter() - start, 2), "imported": done}
 
 
 def tolerances(atol=None, rtol=None) -> tuple[float, float]:

@@ -26,6 +26,7 @@ def require_lerobot() -> str:
     try:
         import lerobot
         from lerobot.policies.groot.modeling_groot import GrootPolicy  # noqa: F401
+        from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors  # noqa: F401
     except Exception as exc:  # noqa: BLE001
         raise MissingPackageError(
             f"LeRobot's GR00T policy is not importable in the groot-lerobot kernel ({type(exc).__name__}: {exc}). "

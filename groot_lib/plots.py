@@ -103,7 +103,7 @@ def heatmap_grid(panels: list[dict], *, vmax: float | None = None, ncols: int = 
         vmax = max(_finite_max(p["delta_hd"]) for p in panels)
     ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
-    fig = Figure(figsize=(7.0 * ncols, 4.2 * nrows), layout="constrained")
+    fig = Figure(figsize=(6.5 * ncols, 4.0 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, panels):
         kwargs = {k: v for k, v in panel.items() if k not in ("ax", "vmax", "colorbar")}

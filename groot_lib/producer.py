@@ -19,10 +19,11 @@ from .atomic import atomic_copy, atomic_write_text
 from .artifact import SCHEMA, artifact_path, load_artifact, save_artifact
 from .errors import MissingPackageError, ParityError
 from .observations import OBSERVATION_RECIPE, build_observations
-from .store import DEFAULT_ROOT, code_digest, content_key, dist_versions, entry_path, publish
+from .store import DEFAULT_ROOT, code_digest, content_key, entry_path, publish
 from .variants import plan
 
 SOURCE_FILE = "source.json"
+FAILED_FILE = "producer-failed.txt"  # written by the workflow when the producer notebook did not finish
 
 
 # groot_lib modules whose code shapes an artifact: editing one invalidates stored artifacts.
@@ -64,6 +65,31 @@ def _write_source(output_dir: Path, info: dict) -> None:
 def read_source(artifacts_dir: str | os.PathLike) -> dict:
     path = Path(artifacts_dir) / SOURCE_FILE
     return json.loads(path.read_text()) if path.is_file() else {"mode": "unknown", "banner": f"no {SOURCE_FILE} in {artifacts_dir}"}
+
+
+def is_published(artifacts_dir: str | os.PathLike) -> bool:
+    """True once the producer is done with ``artifacts_dir``, successfully or not."""
+    directory = Path(artifacts_dir)
+    return (directory / SOURCE_FILE).is_file() or (directory / FAILED_FILE).is_file()
+
+
+def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 3600, poll: float = 0.2) -> dict:
+    """Block until the producer has published ``artifacts_dir`` (its source.json is written last).
+
+    ``make report`` starts the consumer while the producer still runs, so the consumer's slow
+    imports overlap the producer's; this is where the consumer then waits.
+    """
+    directory = Path(artifacts_dir)
+    deadline = time.monotonic() + timeout
+    while not (directory / SOURCE_FILE).is_file():
+        if (directory / FAILED_FILE).is_file():
+            raise ParityError(f"the producer did not finish, so there is nothing to compare: "
+                              f"{(directory / FAILED_FILE).read_text().strip()}")
+        if time.monotonic() > deadline:
+            raise ParityError(f"no {SOURCE_FILE} appeared in {directory} within {timeout:.0f} s: "
+                              "did the producer notebook run for this folder?")
+        time.sleep(poll)
+    return read_source(directory)
 
 
 def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str,
@@ -124,7 +150,11 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
-    tags = parse_list(tags) or ckpt.embodiment_tags(checkpoint)
+    known = ckpt.embodiment_tags(checkpoint)
+    tags = parse_list(tags) or known
+    unknown = [t for t in tags if t not in known]
+    if unknown:
+        raise ParityError(f"embodiment tag(s) {unknown} are not in {checkpoint} (it has {known})")
     device = runtime.resolve_device(device)
     runnable, refused = plan(parse_list(variants), device, kernel="groot-original")
     status = ob.gr00t_status()
@@ -144,7 +174,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     first = runnable[0].name
     base = {"schema": SCHEMA, "checkpoint": fp["fingerprint"], "seed": seed, "batch_size": batch_size,
             "recipe": OBSERVATION_RECIPE, "device": device, "gr00t": status.get("commit"),
-            "versions": dist_versions("torch", "transformers", "gr00t", "numpy"),
+            "versions": runtime.versions("torch", "transformers", "gr00t", "numpy"),
             "code": code_digest(*PRODUCER_CODE)}
     first_noise: dict[str, object] = {}
     timings = {"checkpoint load": 0.0, "compute": 0.0}

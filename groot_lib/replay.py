@@ -19,7 +19,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from .artifact import Artifact
 from .atomic import atomic_save_npz
-from .store import DEFAULT_ROOT, code_digest, content_key, dist_versions, entry_path, file_digest
+from .store import DEFAULT_ROOT, code_digest, content_key, entry_path, file_digest
 from .variants import DEFAULT_VARIANT, plan
 
 REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
@@ -35,8 +35,11 @@ class Replay:
     variant: str
     status: str  # computed | reused
     arrays: dict[str, np.ndarray]
-    seconds: float = 0.0
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # provenance (what ran: device, dtype, attention) and seconds
+
+    @property
+    def seconds(self) -> float:
+        return float(self.info.get("seconds", 0.0)) if self.status == "computed" else 0.0
 
     @property
     def action_pred(self) -> np.ndarray:
@@ -55,7 +58,9 @@ class ReplaySet:
     timings: dict[str, float] = field(default_factory=dict)
 
     def rows(self) -> list[dict]:
-        return [{"tag": r.tag, "variant": r.variant, "status": r.status, "seconds": round(r.seconds, 2)}
+        return [{"tag": r.tag, "variant": r.variant, "status": r.status, "seconds": round(r.seconds, 2),
+                 "attention": r.info.get("provenance", {}).get("attention"),
+                 "device": r.info.get("provenance", {}).get("device")}
                 for r in self.replays.values()]
 
     @property
@@ -63,7 +68,8 @@ class ReplaySet:
         return int(self.timings.get("models loaded", 0))
 
 
-def _read(path: Path, key: str, notes: list[str]) -> dict[str, np.ndarray] | None:
+def _read(path: Path, key: str, notes: list[str]) -> tuple[dict[str, np.ndarray], dict] | None:
+    """A stored replay's arrays and info (provenance, seconds), or None (with a note) if unusable."""
     if not path.is_file():
         return None
     try:
@@ -71,8 +77,7 @@ def _read(path: Path, key: str, notes: list[str]) -> dict[str, np.ndarray] | Non
             arrays = {k: npz[k] for k in npz.files}
         if str(arrays.pop("meta::schema")) != REPLAY_SCHEMA or str(arrays.pop("meta::key")) != key:
             raise ValueError("schema or key differs")
-        arrays.pop("meta::info", None)
-        return arrays
+        return arrays, json.loads(str(arrays.pop("meta::info")))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         notes.append(f"stored replay {path} is unusable, recomputing it: {type(exc).__name__}: {exc}")
         return None
@@ -125,7 +130,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     refs = artifacts[DEFAULT_VARIANT]
     study = len(runnable) > 1
     base = {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest(*REPLAY_CODE),
-            "versions": dist_versions("lerobot", "torch", "transformers", "numpy")}
+            "versions": runtime.versions("lerobot", "torch", "transformers", "numpy")}
     digests: dict[Path, str] = {}
 
     def digest(artifact: Artifact) -> str:
@@ -141,11 +146,11 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
             fields.update({"noise_mode": noise_mode, "study": study} if reference else {"noise": digest(ref)})
             key = content_key(fields)
             path = entry_path(store_dir, "lerobot", tag, variant.name, key)
-            arrays = _read(path, key, result.notes)
-            if arrays is None:
+            stored = _read(path, key, result.notes)
+            if stored is None:
                 todo.append((tag, ref, source, key, path))
             else:
-                result.replays[(tag, variant.name)] = Replay(tag, variant.name, "reused", arrays)
+                result.replays[(tag, variant.name)] = Replay(tag, variant.name, "reused", *stored)
         if not todo:
             continue
         start = time.perf_counter()
@@ -159,10 +164,10 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
             arrays = _compute(bundle, checkpoint, ref, source, reference=reference, noise_mode=noise_mode,
                               study=study, device=device, notes=result.notes)
             seconds = time.perf_counter() - start
-            _write(path, key, arrays, {"provenance": provenance, "seconds": seconds})
+            info = {"provenance": provenance, "seconds": seconds}
+            _write(path, key, arrays, info)
             timings["compute"] += seconds
-            result.replays[(tag, variant.name)] = Replay(tag, variant.name, "computed", arrays, seconds,
-                                                         {"provenance": provenance})
+            result.replays[(tag, variant.name)] = Replay(tag, variant.name, "computed", arrays, info)
         del bundle
         runtime.free_memory()
     result.timings = {k: round(v, 2) for k, v in timings.items()}

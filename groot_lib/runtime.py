@@ -204,6 +204,7 @@ def to_numpy(value: Any) -> np.ndarray:
 
 
 def versions(*modules: str) -> dict[str, str | None]:
+    """Installed distribution versions, read from metadata without importing the (slow) packages."""
     import importlib.metadata as md
 
     out = {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,17 +27,6 @@ def code_digest(*modules: str) -> str:
     for name in sorted(modules):
         digest.update(name.encode() + b"\0" + (_LIB / f"{name}.py").read_bytes())
     return digest.hexdigest()[:16]
-
-
-def dist_versions(*dists: str) -> dict[str, str | None]:
-    """Installed distribution versions, read without importing the (slow) packages."""
-    found = {}
-    for dist in dists:
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
-    return found
 
 
 def content_key(fields: Mapping[str, Any]) -> str:

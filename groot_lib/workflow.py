@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,12 +42,15 @@ def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | 
         done = source.get("timings", {}) if name == "producer" else (verdicts or {}).get("timings", {})
         phases[f"{name} checkpoint load"] = done.get("checkpoint load")
         phases[f"{name} compute"] = done.get("compute")
-    phases["plots"] = (verdicts or {}).get("timings", {}).get("plots")
+    consumer_done = (verdicts or {}).get("timings", {})
+    phases["consumer imports"] = consumer_done.get("imports")
+    phases["consumer waited for producer"] = consumer_done.get("waited for producer")
+    phases["plots"] = consumer_done.get("plots")
     phases["html export"] = timings.get("html export")
     phases["producer notebook"] = timings.get("producer")
     phases["consumer notebook"] = timings.get("consumer")
     phases["total"] = timings.get("total")
-    model = sum(v or 0.0 for k, v in phases.items() if k.endswith(("checkpoint load", "compute")))
+    model = sum(v or 0.0 for k, v in phases.items() if k.endswith(("checkpoint load", "compute", "imports")))
     return {"phases": {k: (round(v, 2) if isinstance(v, (int, float)) else v) for k, v in phases.items()},
             "model_seconds": round(model, 2),
             "peak_rss_mb": {"producer kernel": source.get("timings", {}).get("peak_rss_mb"),
@@ -72,8 +76,8 @@ def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2
                artifacts_root: Path | None = None, notebooks: Path | None = None) -> tuple[int, Path]:
     """Producer, consumer, HTML; returns (exit status, index.html). ``notebooks`` overrides the folder."""
     from .atomic import atomic_write_text
-    from .notebook_runner import NotebookExecutionError, run_notebook
-    from .producer import read_source
+    from .notebook_runner import run_notebook
+    from .producer import FAILED_FILE, read_source
     from .report import export_html, write_index
 
     began = time.perf_counter()
@@ -90,7 +94,7 @@ def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2
     variants = variants or DEFAULT_VARIANTS
     settings = {**common, "seed": int(seed), "batch_size": int(batch_size), "variants": variants, "atol": atol,
                 "rtol": rtol, "noise_mode": noise_mode, "precision_k": precision_k}
-    pages, errors, timings = {}, [], {}
+    pages, timings = {}, {}
     steps = [
         ("producer", ORIGINAL_KERNEL, {**common, "seed": int(seed), "batch_size": int(batch_size),
                                        "variants": variants, "output_dir": str(artifacts_dir)}),
@@ -98,23 +102,35 @@ def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2
                                       "noise_mode": noise_mode, "precision_k": precision_k,
                                       "output_dir": str(run_dir)}),
     ]
-    export_seconds = 0.0
-    for name, kernel, params in steps:
-        executed = run_dir / f"{name}.ipynb"
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+
+    def run(name: str, kernel: str, params: dict) -> str | None:
         start = time.perf_counter()
         try:
-            run_notebook(notebooks / f"{name}.ipynb", executed, kernel_name=kernel, parameters=params, cwd=REPO)
-        except NotebookExecutionError as exc:
-            errors.append(str(exc))
-        except ParityError as exc:  # e.g. missing kernel: nothing ran
-            errors.append(str(exc))
-        timings[name] = round(time.perf_counter() - start, 2)
+            run_notebook(notebooks / f"{name}.ipynb", run_dir / f"{name}.ipynb", kernel_name=kernel,
+                         parameters=params, cwd=REPO)
+            return None
+        except ParityError as exc:  # a failing cell, a dead kernel, or no kernel at all
+            return str(exc)
+        finally:
+            timings[name] = round(time.perf_counter() - start, 2)
+
+    # Both notebooks start at once: the consumer imports LeRobot while the producer works, then waits
+    # for the producer's source.json (or for the failure marker written here).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        consumer_run = pool.submit(run, *steps[1])
+        producer_error = run(*steps[0])
+        if producer_error:
+            atomic_write_text(artifacts_dir / FAILED_FILE, producer_error.splitlines()[0] + "\n")
+        consumer_error = consumer_run.result()
+    errors = [e for e in (producer_error, consumer_error) if e]
+    export_seconds = 0.0
+    for name, kernel, _ in steps:
+        executed = run_dir / f"{name}.ipynb"
         if executed.exists():
             start = time.perf_counter()
             pages[f"{name} ({kernel})"] = export_html(executed)
             export_seconds += time.perf_counter() - start
-        if errors:
-            break
     verdicts_path = run_dir / "verdicts.json"
     verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() and not errors else None
     source = read_source(artifacts_dir)

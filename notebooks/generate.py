@@ -144,16 +144,20 @@ store_dir = ""
 trust_legacy = False
 """),
     code("""
+import time
 from IPython.display import Markdown
-from groot_lib import runtime, producer
+from groot_lib import consumer, runtime, producer
 
 checkpoint, environment = runtime.setup_notebook(checkpoint, hf_home, offline=offline)
-source = producer.read_source(artifacts_dir)
-Markdown(f"**{source['banner']}**")
+# import LeRobot while the producer runs (make report starts both notebooks at once)
+warm = consumer.warm_up(until=lambda: producer.is_published(artifacts_dir))
+start = time.perf_counter()
+source = producer.wait_for_source(artifacts_dir)
+waited = time.perf_counter() - start
+Markdown(f"**{source['banner']}**\\n\\n(imported {', '.join(warm['imported']) or 'nothing'} in {warm['seconds']:.1f} s "
+         f"while the producer ran; then waited {waited:.1f} s for it)")
 """),
     code("""
-from groot_lib import consumer
-
 report = consumer.run_all(checkpoint, artifacts_dir, tags=producer.parse_list(tags), atol=atol, rtol=rtol,
                           device=device or None, noise_mode=noise_mode, variants=producer.parse_list(variants),
                           k=precision_k, source=source, store_dir=store_dir or None, trust_legacy=trust_legacy)
@@ -227,6 +231,7 @@ for v in report.precision:
 print(f"{len(failing)} failing check(s), {sum(not v.passed for v in report.precision)} failing precision verdict(s)")
 """),
     code("""
+report.timings.update({"imports": warm["seconds"], "waited for producer": round(waited, 2)})
 path = consumer.write_verdicts(report, output_dir, source=source,
                                settings={"atol": atol, "rtol": rtol, "noise_mode": noise_mode})
 Markdown(f"### Overall: {'PASS' if report.passed else 'FAIL'} (verdicts written to `{path}`)")

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from groot_lib import store
+from groot_lib import runtime, store
 from groot_lib.artifact import find_artifacts
 from groot_lib.atomic import atomic_save_npz, atomic_write_text
 
@@ -31,8 +31,8 @@ def test_code_digest_follows_the_source(tmp_path, monkeypatch):
     assert store.code_digest("a") != before
 
 
-def test_dist_versions_reads_metadata_without_import():
-    found = store.dist_versions("numpy", "surely-not-installed-dist")
+def test_versions_read_metadata_without_import():
+    found = runtime.versions("numpy", "surely-not-installed-dist")
     assert found["numpy"] == np.__version__ and found["surely-not-installed-dist"] is None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -28,7 +29,7 @@ def consume(artifacts_dir, output_dir, **params):
 
 
 def text_of(html_path) -> str:
-    return re.sub(r"<[^>]+>", "\n", html_path.read_text())
+    return html.unescape(re.sub(r"<[^>]+>", "\n", html_path.read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_report_states_origin_first_and_passes_on_tiny_default(report):
     assert not failing, json.dumps(failing, indent=1)
     assert code == 0 and verdicts["passed"] is True
     phases = json.loads((index.parent / "timings.json").read_text())["phases"]
-    assert phases["consumer compute"] > 0 and phases["total"] >= phases["producer notebook"] + phases["consumer notebook"]
+    assert phases["consumer compute"] > 0 and phases["total"] >= max(phases["producer notebook"], phases["consumer notebook"])
 
 
 def test_precision_study_in_report(report):
@@ -87,6 +88,7 @@ def test_rerun_with_new_tolerances_reuses_outputs_and_shows_refusal(report):
     verdicts = json.loads((index.parent / "verdicts.json").read_text())
     statuses = [r["status"] for r in verdicts["replays"]]
     assert statuses.count("computed") == 1 and statuses.count("reused") == len(statuses) - 1, statuses
+    assert {(r["attention"], r["device"]) for r in verdicts["replays"]} == {("sdpa", "cpu")}  # provenance kept
     assert any("unusable, recomputing" in n and stored[0].name in n for n in verdicts["notes"]), verdicts["notes"]
     assert {r["status"] for r in verdicts["source"]["rows"]} <= {"reused", "recorded"}  # no original model ran
     refusal = verdicts["refused"]["bf16-flash"]
@@ -114,6 +116,15 @@ def test_kernel_death_mid_consumer_still_writes_the_report(tmp_path):
     assert f"kernel died at cell {after + 1}" in text and "os.kill(os.getpid(), signal.SIGKILL)" in text
     assert (index.parent / "consumer.ipynb").is_file() and (index.parent / "consumer.html").is_file()
     assert load_artifact(artifact_path(index.parent / "artifacts", TAG)).embodiment_tag == TAG  # nothing lost
+
+
+def test_failing_producer_stops_the_waiting_consumer(tmp_path):
+    """The two notebooks run at once; when the producer fails, the consumer stops instead of waiting."""
+    code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", tags="no_such_tag")
+    text = text_of(index)
+    assert code == 2
+    assert "producer.ipynb: error at cell" in text and "ParityError: embodiment tag(s) ['no_such_tag']" in text
+    assert "consumer.ipynb: error at cell" in text and "the producer did not finish" in text
 
 
 def test_nan_and_inf_in_original_output_fail_with_counts(artifacts_copy, tmp_path):

@@ -72,6 +72,19 @@ def test_missing_run_and_non_finite_fail_with_reason():
     assert not verdict.passed and "non-finite" in verdict.reason
 
 
+def test_valid_cells_are_judged_on_their_own_floor():
+    """Large padding noise must not hide a real gap in the cells the embodiment uses."""
+    data = runs(floor_orig=0.001, floor_lerobot=0.001)  # both floors sit inside the valid region (rows 0-1)
+    data[(ORIGINAL, V)][0, 6, 5] += 0.05  # big noise in padding (horizon 6 >= valid 4)
+    data[(LEROBOT, REFERENCE)][0, 1, 1] += 0.01  # a real difference inside
+    data[(LEROBOT, V)][0, 1, 1] += 0.01
+    full_only = study("tag", V, data)
+    assert full_only.passed  # over the padded tensor the padding floor (0.05) hides the 0.01 gap
+    verdict = study("tag", V, data, valid_horizon=4, valid_dim=4)
+    assert verdict.cross.valid_max == pytest.approx(0.01, abs=1e-6) and verdict.valid_floor == pytest.approx(0.001, abs=1e-6)
+    assert not verdict.passed and "valid cells: cross gap 0.01 EXCEEDS" in verdict.reason
+
+
 def test_reference_variant_is_not_a_study():
     with pytest.raises(ValueError, match="low-precision"):
         study("tag", REFERENCE, runs())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -31,10 +30,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _isolate_hf(hf_home: str) -> None:
@@ -123,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     np.savez(args.out, **arrays)
     # Like the workbench's model_seconds: every call into the model library (load, preprocess, sample).
     timings["model_seconds"] = timings["load"] + sum(timings["preprocess"].values()) + sum(timings["sample"].values())
-    timings["peak_rss_mb"] = peak_rss_mb()
+    timings["peak_rss_mb"] = runtime.peak_rss_mb()
     timings["wall_in_process"] = time.perf_counter() - T_START
     if args.timings:
         args.timings.write_text(json.dumps(timings, indent=2) + "\n")

@@ -154,15 +154,10 @@ def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Pa
 
 def cell_seconds(run_dir: Path) -> dict[str, float]:
     """Sum of papermill's per-cell durations in each executed notebook (what ran inside cells)."""
-    import nbformat
+    from groot_lib.notebook_runner import cell_timings
 
-    sums = {}
-    for name in ("producer", "consumer"):
-        path = run_dir / f"{name}.ipynb"
-        if path.is_file():
-            cells = nbformat.read(str(path), as_version=4).cells
-            sums[name] = round(sum(c.metadata.get("papermill", {}).get("duration") or 0.0 for c in cells), 2)
-    return sums
+    return {name: round(sum(cell_timings(path)["cells"]), 2)
+            for name in ("producer", "consumer") if (path := run_dir / f"{name}.ipynb").is_file()}
 
 
 def run_bare(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Path, device: str) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import time
 from pathlib import Path
 
@@ -42,6 +41,7 @@ def policy():
     """One LeRobot model for every tag (its weights do not depend on the tag)."""
     from groot_lib import checkpoint as ckpt
     from groot_lib import lerobot_backend as lb
+    from groot_lib import runtime
     from groot_lib.variants import get_variant
 
     start = time.perf_counter()
@@ -50,7 +50,7 @@ def policy():
     TIMINGS["load"] = time.perf_counter() - start
     yield bundle
     TIMINGS["model_seconds"] = TIMINGS["load"] + sum(TIMINGS["sample"].values())
-    TIMINGS["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    TIMINGS["peak_rss_mb"] = runtime.peak_rss_mb()
     if os.environ.get("BARE_TIMINGS"):
         Path(os.environ["BARE_TIMINGS"]).write_text(json.dumps(TIMINGS, indent=2) + "\n")
 

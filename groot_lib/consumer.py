@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .atomic import atomic_write_text
 from .artifact import Artifact, find_artifacts, load_artifact
 from .compare import Comparison, cell_max_abs_delta, compare_close, compare_exact, violation_mask
 from .errors import ParityError
-from .precision import DEFAULT_K, LEROBOT, ORIGINAL, PrecisionVerdict, shared_vmax, study
+from .precision import DEFAULT_K, LEROBOT, ORIGINAL, PrecisionVerdict, study
 from .replay import Replay, ReplaySet, replay_all
 from .variants import DEFAULT_VARIANT
 
@@ -165,7 +166,7 @@ def preprocessor_parity(replay: Replay, artifact: Artifact, *, atol: float, rtol
 
 
 def precision_study(replays: ReplaySet, artifacts: dict[str, dict[str, Artifact]], variants: list[str], *,
-                    checkpoint: Path, k: float) -> list[PrecisionVerdict]:
+                    layouts: dict[str, ckpt.EmbodimentLayout], k: float) -> list[PrecisionVerdict]:
     """Per tag and low-precision variant: the four gaps and the k x noise-floor verdict."""
     verdicts = []
     for variant in variants:
@@ -180,9 +181,8 @@ def precision_study(replays: ReplaySet, artifacts: dict[str, dict[str, Artifact]
                 runs[(ORIGINAL, variant)] = artifacts[variant][tag].action_pred
             if (tag, variant) in replays.replays:
                 runs[(LEROBOT, variant)] = replays.replays[(tag, variant)].action_pred
-            layout = ckpt.embodiment_layout(checkpoint, tag)
-            verdicts.append(study(tag, variant, runs, k=k, valid_horizon=layout.action_horizon,
-                                  valid_dim=layout.action_dim))
+            verdicts.append(study(tag, variant, runs, k=k, valid_horizon=layouts[tag].action_horizon,
+                                  valid_dim=layouts[tag].action_dim))
     return verdicts
 
 
@@ -207,34 +207,43 @@ class ConsumerReport:
     def reused(self) -> bool:
         return bool(self.replays.replays) and all(r.status == "reused" for r in self.replays.replays.values())
 
+    @contextmanager
+    def _timed_plots(self):
+        """Accumulate plotting seconds into ``timings['plots']`` (timings.json's plots phase)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
+
     def heatmaps(self) -> list[tuple[str, bytes | str]]:
         """(tag, PNG) per tag: model parity |delta| over horizon x dim (or why there is none)."""
         from . import plots
 
-        start, out = time.perf_counter(), []
-        for r in self.results:
-            data = r.heatmap_data()
-            if not data:
-                out.append((r.tag, f"no heatmap: {r.model.reason}"))
-                continue
-            fig = plots.parity_heatmap(**data, title=f"{r.tag}: model parity {'PASS' if r.model.passed else 'FAIL'}")
-            out.append((r.tag, plots.png(fig)))
-        self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
+        out = []
+        with self._timed_plots():
+            for r in self.results:
+                data = r.heatmap_data()
+                if not data:
+                    out.append((r.tag, f"no heatmap: {r.model.reason}"))
+                    continue
+                fig = plots.parity_heatmap(**data, title=f"{r.tag}: model parity {'PASS' if r.model.passed else 'FAIL'}")
+                out.append((r.tag, plots.png(fig)))
         return out
 
     def precision_figures(self) -> list[tuple[str, bytes]]:
-        """(title, PNG) per tag and variant: the four gaps on one shared colour scale."""
+        """(title, PNG) per tag and variant: the four gaps on one shared colour scale (heatmap_grid's)."""
         from . import plots
 
-        start, out = time.perf_counter(), []
-        for v in self.precision:
-            panels = v.heatmap_panels()
-            if not panels:
-                continue
-            fig = plots.heatmap_grid(panels, ncols=2, vmax=shared_vmax([v]) or None)
-            fig.suptitle(f"{v.tag} / {v.variant}: {'PASS' if v.passed else 'FAIL'} ({v.reason})")
-            out.append((f"{v.tag} / {v.variant}", plots.png(fig)))
-        self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
+        out = []
+        with self._timed_plots():
+            for v in self.precision:
+                panels = v.heatmap_panels()
+                if not panels:
+                    continue
+                fig = plots.heatmap_grid(panels, ncols=2)
+                fig.suptitle(f"{v.tag} / {v.variant}: {'PASS' if v.passed else 'FAIL'} ({v.reason})")
+                out.append((f"{v.tag} / {v.variant}", plots.png(fig)))
         return out
 
 
@@ -268,18 +277,18 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
                               "out::initial_noise; re-run the producer, or use noise_mode='seed'")
     replays = replay_all(checkpoint, artifacts, variants=variants, device=device, noise_mode=noise_mode,
                          store_dir=store_dir)
+    layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in artifacts[DEFAULT_VARIANT]}
     results = []
     for tag, artifact in artifacts[DEFAULT_VARIANT].items():
         replay = replays.replays[(tag, DEFAULT_VARIANT)]
-        layout = ckpt.embodiment_layout(checkpoint, tag)
         model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode)
         if artifact.extra.get("legacy"):
             model.notes.append(f"{artifact.path.name} is a legacy dump read on trust"
                                + (f"; {artifact.extra['warning']}" if artifact.extra.get("warning") else ""))
         pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol)
-        results.append(TagResult(tag, layout, model, pre, replay.action_pred, artifact.action_pred, noise_mode,
+        results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
                                  seconds=replay.seconds))
-    precision = precision_study(replays, artifacts, variants, checkpoint=checkpoint, k=k)
+    precision = precision_study(replays, artifacts, variants, layouts=layouts, k=k)
     refused = {**(source or {}).get("refused", {}), **replays.refused}
     return ConsumerReport(results, precision, replays, refused, k, noise_mode,
                           timings=dict(replays.timings))

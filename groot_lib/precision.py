@@ -170,9 +170,3 @@ def study(tag: str, variant: str, runs: dict[tuple[str, str], np.ndarray], *, k:
     gaps = [measure(spec, runs, valid) for spec in pair_specs(variant)]
     return PrecisionVerdict(tag, variant, k, gaps, valid_horizon, valid_dim)
 
-
-def shared_vmax(verdicts: list[PrecisionVerdict]) -> float:
-    """One colour scale for several panels: the largest finite per-cell gap among them."""
-    values = [float(np.nanmax(np.where(np.isfinite(g.delta_hd), g.delta_hd, np.nan)))
-              for v in verdicts for g in v.gaps if g.delta_hd is not None and np.isfinite(g.delta_hd).any()]
-    return max(values, default=0.0)

@@ -133,8 +133,10 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
             "versions": runtime.versions("lerobot", "torch", "transformers", "numpy")}
     digests: dict[Path, str] = {}
 
-    def digest(artifact: Artifact) -> str:
-        return digests.setdefault(artifact.path, file_digest(artifact.path))
+    def digest(artifact: Artifact) -> str:  # each artifact is hashed once, however many variants use it
+        if artifact.path not in digests:
+            digests[artifact.path] = file_digest(artifact.path)
+        return digests[artifact.path]
 
     timings = {"checkpoint load": 0.0, "compute": 0.0, "models loaded": 0}
     for variant in runnable:

@@ -34,18 +34,17 @@ def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | 
     from .notebook_runner import cell_timings
     from .runtime import peak_rss_mb
 
+    kernels = {"producer": source.get("timings", {}), "consumer": (verdicts or {}).get("timings", {})}
     phases: dict[str, float | None] = {}
-    for name in ("producer", "consumer"):
+    for name, done in kernels.items():
         executed = run_dir / f"{name}.ipynb"
         if executed.exists():
             phases[f"{name} kernel start"] = cell_timings(executed)["kernel start"]
-        done = source.get("timings", {}) if name == "producer" else (verdicts or {}).get("timings", {})
         phases[f"{name} checkpoint load"] = done.get("checkpoint load")
         phases[f"{name} compute"] = done.get("compute")
-    consumer_done = (verdicts or {}).get("timings", {})
-    phases["consumer imports"] = consumer_done.get("imports")
-    phases["consumer waited for producer"] = consumer_done.get("waited for producer")
-    phases["plots"] = consumer_done.get("plots")
+    phases["consumer imports"] = kernels["consumer"].get("imports")
+    phases["consumer waited for producer"] = kernels["consumer"].get("waited for producer")
+    phases["plots"] = kernels["consumer"].get("plots")
     phases["html export"] = timings.get("html export")
     phases["producer notebook"] = timings.get("producer")
     phases["consumer notebook"] = timings.get("consumer")
@@ -53,8 +52,7 @@ def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | 
     model = sum(v or 0.0 for k, v in phases.items() if k.endswith(("checkpoint load", "compute", "imports")))
     return {"phases": {k: (round(v, 2) if isinstance(v, (int, float)) else v) for k, v in phases.items()},
             "model_seconds": round(model, 2),
-            "peak_rss_mb": {"producer kernel": source.get("timings", {}).get("peak_rss_mb"),
-                            "consumer kernel": (verdicts or {}).get("timings", {}).get("peak_rss_mb"),
+            "peak_rss_mb": {**{f"{name} kernel": done.get("peak_rss_mb") for name, done in kernels.items()},
                             "workflow": peak_rss_mb()}}
 
 
@@ -79,6 +77,7 @@ def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2
     from .notebook_runner import run_notebook
     from .producer import FAILED_FILE, read_source
     from .report import export_html, write_index
+    from .store import DEFAULT_ROOT
 
     began = time.perf_counter()
     notebooks = Path(notebooks or NOTEBOOKS)
@@ -87,7 +86,7 @@ def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2
         hf_home = str(tiny_layout.TINY_HF_HOME)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = _fresh_dir(Path(out_root or REPO / "reports"), stamp)
-    store_dir = Path(artifacts_root or REPO / "build" / "artifacts")
+    store_dir = Path(artifacts_root or DEFAULT_ROOT)
     artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
     common = {"checkpoint": checkpoint, "hf_home": hf_home, "tags": tags or "", "device": device or "",
               "store_dir": str(store_dir)}

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from groot_lib.precision import LEROBOT, ORIGINAL, REFERENCE, shared_vmax, study
+from groot_lib.plots import heatmap_grid
+from groot_lib.precision import LEROBOT, ORIGINAL, REFERENCE, study
 
 V = "bf16-sdpa"
 
@@ -92,5 +93,7 @@ def test_reference_variant_is_not_a_study():
 
 def test_shared_scale_spans_every_panel():
     a, b = study("a", V, runs()), study("b", V, runs(floor_orig=0.2))
-    assert shared_vmax([a, b]) == pytest.approx(0.2, abs=1e-6)
+    grid = heatmap_grid(a.heatmap_panels() + b.heatmap_panels())
+    tops = [ax.images[0].get_clim()[1] for ax in grid.axes if ax.images]
+    assert len(tops) == 8 and all(top == pytest.approx(0.2, abs=1e-6) for top in tops)
     assert len(a.heatmap_panels()) == 4

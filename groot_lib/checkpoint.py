@@ -129,3 +129,43 @@ def embodiment_layout(checkpoint: str | os.PathLike, tag: str) -> EmbodimentLayo
         action_horizon=len(cfg["action"]["delta_indices"]),
         embodiment_id=ids.get(tag),
     )
+
+
+CONTENT_HASH_LIMIT = 64 << 20  # files up to this size are hashed; larger ones (real weights) are stat-signed
+
+
+def _files_signature(root: Path, digest) -> None:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        if stat.st_size <= CONTENT_HASH_LIMIT:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        else:  # hashing 12 GB per run is too slow; any rewrite changes size or mtime
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+
+
+def backbone_ids(checkpoint: str | os.PathLike) -> list[str]:
+    """Hub ids the two implementations read from the HF cache: the backbone, and LeRobot's processor id."""
+    from .tiny_layout import LEROBOT_PROCESSOR_ID
+
+    model_name = _read_json(Path(checkpoint) / "config.json").get("model_name")
+    return [i for i in dict.fromkeys([model_name, LEROBOT_PROCESSOR_ID]) if i]
+
+
+def hub_cache_dir(hf_home: str | os.PathLike | None, model_id: str) -> Path:
+    """``$HF_HOME/hub/models--owner--name``: where an offline run finds ``model_id``."""
+    home = Path(hf_home or os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface").expanduser()
+    return home / "hub" / ("models--" + model_id.replace("/", "--"))
+
+
+def input_signature(checkpoint: str | os.PathLike, hf_home: str | os.PathLike | None) -> str:
+    """Hash of everything on disk a model run reads: every checkpoint file (weights included) and the
+    backbone's cached config/tokenizer. Store keys use it; the fingerprint stays the cheap sidecar hash."""
+    digest = hashlib.sha256()
+    _files_signature(Path(checkpoint), digest)
+    for model_id in backbone_ids(checkpoint):
+        cache = hub_cache_dir(hf_home, model_id)
+        digest.update(model_id.encode() + b"\0")
+        if cache.is_dir():
+            _files_signature(cache, digest)
+    return digest.hexdigest()[:20]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import runtime
+from . import code_identity, machine, runtime
 from .checkpoint import EmbodimentLayout
 from .errors import MissingPackageError
 from .variants import Variant, check_attention_ran, require_runnable
@@ -140,6 +140,7 @@ def provenance(bundle: LeRobotModel) -> dict[str, Any]:
     return {
         "implementation": "lerobot (GrootPolicy, GR00T N1.7)",
         "version": runtime.versions("lerobot")["lerobot"],
+        "code": code_identity.package_identity("lerobot"),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         **runtime.versions("transformers"),
@@ -147,4 +148,5 @@ def provenance(bundle: LeRobotModel) -> dict[str, Any]:
         "dtype": "bfloat16 (autocast over fp32 weights)" if bundle.policy.config.use_bf16 else "float32",
         "attention": bundle.attention,
         "variant": bundle.variant.name,
+        "machine": machine.machine_info(bundle.device),
     }

@@ -7,7 +7,6 @@ instead of the policy's hard-coded bf16, and with the initial noise recorded.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,25 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from . import runtime
+from . import code_identity, machine, runtime
 from .checkpoint import EmbodimentLayout
 from .errors import MissingPackageError
 from .variants import Variant, check_attention_ran, require_runnable
 
 
 def gr00t_status() -> dict[str, Any]:
-    """Is gr00t importable here, and from which checkout/commit?"""
+    """Is gr00t importable here, and which code is it: checkout, commit, uncommitted changes, content hash."""
     try:
         import gr00t
     except Exception as exc:  # noqa: BLE001 - any import failure means "not usable"
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}
     src = Path(gr00t.__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"available": True, "source": str(src), "commit": commit}
+    identity = code_identity.package_identity("gr00t", with_git=True)
+    return {"available": True, "source": str(src), "commit": identity.get("commit"), "code": identity["code"],
+            "modified": identity.get("modified"), "changed_files": identity.get("changed_files", []),
+            "files": identity["files"]}
 
 
 def require_gr00t() -> dict[str, Any]:
@@ -114,6 +111,8 @@ def provenance(bundle: OriginalModel, status: dict[str, Any]) -> dict[str, Any]:
     return {
         "implementation": "gr00t (NVIDIA Isaac-GR00T)",
         "commit": status.get("commit"),
+        "modified": status.get("modified"),
+        "code": status.get("code"),
         "source": status.get("source"),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
@@ -122,4 +121,5 @@ def provenance(bundle: OriginalModel, status: dict[str, Any]) -> dict[str, Any]:
         "dtype": bundle.variant.dtype,
         "attention": bundle.attention,
         "variant": bundle.variant.name,
+        "machine": machine.machine_info(bundle.device),
     }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import checkpoint as ckpt
-from . import tiny_layout
+from . import machine, tiny_layout
 from .atomic import atomic_copy, atomic_write_text
 from .artifact import SCHEMA, artifact_path, load_artifact, save_artifact
 from .errors import MissingPackageError, ParityError
@@ -24,10 +24,16 @@ from .variants import plan
 
 SOURCE_FILE = "source.json"
 FAILED_FILE = "producer-failed.txt"  # written by the workflow when the producer notebook did not finish
+RUNNING_FILE = "producer-running.json"  # written by the workflow before it starts the producer: {"pid": ...}
+# How far the committed recordings move on another CPU (measured: live gr00t here vs recordings made on a
+# machine with another instruction set; capping this CPU to AVX2 reproduced the bf16 recordings exactly).
+RECORDED_DRIFT = ("recordings move across CPUs: fp32 action_pred by ~2e-6, bf16 by up to 4.7e-2, from "
+                  "instruction-set differences (AVX2 vs AVX512/AMX); run gr00t live for exact figures")
 
 
 # groot_lib modules whose code shapes an artifact: editing one invalidates stored artifacts.
-PRODUCER_CODE = ("producer", "original_backend", "observations", "runtime", "checkpoint", "artifact", "variants")
+PRODUCER_CODE = ("producer", "original_backend", "observations", "runtime", "checkpoint", "artifact", "variants",
+                 "machine", "code_identity")
 
 
 @dataclass
@@ -73,11 +79,37 @@ def is_published(artifacts_dir: str | os.PathLike) -> bool:
     return (directory / SOURCE_FILE).is_file() or (directory / FAILED_FILE).is_file()
 
 
-def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 3600, poll: float = 0.2) -> dict:
-    """Block until the producer has published ``artifacts_dir`` (its source.json is written last).
+def _producer_alive(directory: Path) -> bool:
+    """True while the process that announced a producer for ``directory`` is still running."""
+    try:
+        pid = int(json.loads((directory / RUNNING_FILE).read_text())["pid"])
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
-    ``make report`` starts the consumer while the producer still runs, so the consumer's slow
-    imports overlap the producer's; this is where the consumer then waits.
+
+def source_from_artifacts(directory: Path) -> dict | None:
+    """A source record for artifacts that came without a producer run (copied, mailed, made elsewhere)."""
+    from .artifact import find_artifacts, find_variants
+
+    found = find_artifacts(directory)
+    if not found:
+        return None
+    first = load_artifact(next(iter(found.values())))
+    who = first.producer.get("implementation", "unknown producer")
+    commit = (first.producer.get("commit") or "")[:12]
+    return {"mode": "artifacts", "rows": [], "refused": {}, "notes": [], "timings": {},
+            "banner": f"original outputs: artifacts found in {directory} (no producer ran; made by {who} {commit}, "
+                      f"device {first.producer.get('device', '?')}), variants {', '.join(find_variants(directory))}"}
+
+
+def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 3600, poll: float = 0.2) -> dict:
+    """The producer's source.json, waiting only while a producer is really running for ``artifacts_dir``.
+
+    ``make report`` starts the consumer while the producer still runs (its marker says so), so the
+    consumer's slow imports overlap the producer's work. With no producer announced (a consumer run on
+    its own), artifacts already there are used as they are, and an empty folder fails at once.
     """
     directory = Path(artifacts_dir)
     deadline = time.monotonic() + timeout
@@ -85,9 +117,17 @@ def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 36
         if (directory / FAILED_FILE).is_file():
             raise ParityError(f"the producer did not finish, so there is nothing to compare: "
                               f"{(directory / FAILED_FILE).read_text().strip()}")
+        if not _producer_alive(directory):
+            if (directory / SOURCE_FILE).is_file():  # it finished between the two checks
+                break
+            source = source_from_artifacts(directory) if directory.is_dir() else None
+            if source is None:
+                raise ParityError(f"no producer is running for {directory} and it holds no artifacts: run the producer "
+                                  "notebook for this folder first (output_dir), or `make report`, which runs both")
+            return source
         if time.monotonic() > deadline:
-            raise ParityError(f"no {SOURCE_FILE} appeared in {directory} within {timeout:.0f} s: "
-                              "did the producer notebook run for this folder?")
+            raise ParityError(f"no {SOURCE_FILE} appeared in {directory} within {timeout:.0f} s although a producer "
+                              "is registered for it: is it stuck? (see its notebook)")
         time.sleep(poll)
     return read_source(directory)
 
@@ -107,7 +147,7 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
             "`make setup GR00T_SRC=/path/to/Isaac-GR00T`."
         )
     banner = (f"original outputs: recorded with gr00t {provenance.get('gr00t_commit', '?')[:12]}, not run live "
-              f"({reason})")
+              f"({reason}); {RECORDED_DRIFT}")
     result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))
     for tag in tags:
         for variant in variants:
@@ -167,13 +207,19 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
 
     fp = ckpt.fingerprint(checkpoint)
     stats = json.loads((checkpoint / "statistics.json").read_text())
-    banner = f"original outputs: run live with gr00t {(status.get('commit') or 'unknown commit')[:12]} from {status['source']}"
+    banner = (f"original outputs: run live with gr00t {(status.get('commit') or 'unknown commit')[:12]}"
+              f"{' + uncommitted changes' if status.get('modified') else ''} (code {status.get('code')}) "
+              f"from {status['source']}")
     result = ProducerResult(mode="live", banner=banner, refused=refused)
     layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in tags}
     raws = {tag: build_observations(layouts[tag], seed=seed, batch_size=batch_size, statistics=stats[tag]) for tag in tags}
     first = runnable[0].name
+    # Keyed by content, never by names alone: gr00t's source (uncommitted edits included), every file the
+    # model reads, the machine's math stack, and groot_lib's own code.
     base = {"schema": SCHEMA, "checkpoint": fp["fingerprint"], "seed": seed, "batch_size": batch_size,
             "recipe": OBSERVATION_RECIPE, "device": device, "gr00t": status.get("commit"),
+            "gr00t_code": status.get("code"), "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
+            "machine": machine.machine_info(device),
             "versions": runtime.versions("torch", "transformers", "gr00t", "numpy"),
             "code": code_digest(*PRODUCER_CODE)}
     first_noise: dict[str, object] = {}

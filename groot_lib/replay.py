@@ -9,6 +9,7 @@ One model is held at a time: variants run one after another.
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -17,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
+from . import code_identity, machine
 from .artifact import Artifact
 from .atomic import atomic_save_npz
 from .store import DEFAULT_ROOT, code_digest, content_key, entry_path, file_digest
 from .variants import DEFAULT_VARIANT, plan
 
 REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
-REPLAY_CODE = ("replay", "lerobot_backend", "runtime", "checkpoint", "variants")
+REPLAY_CODE = ("replay", "lerobot_backend", "runtime", "checkpoint", "variants", "machine", "code_identity")
 PRE = "pre."  # prefix of preprocessor outputs inside a replay
 
 
@@ -36,6 +38,7 @@ class Replay:
     status: str  # computed | reused
     arrays: dict[str, np.ndarray]
     info: dict = field(default_factory=dict)  # provenance (what ran: device, dtype, attention) and seconds
+    path: Path | None = None  # the store entry, published (hard-linked) into the report folder
 
     @property
     def seconds(self) -> float:
@@ -56,12 +59,21 @@ class ReplaySet:
     refused: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    code: dict = field(default_factory=dict)  # the LeRobot package under test (code_identity.package_identity)
 
     def rows(self) -> list[dict]:
         return [{"tag": r.tag, "variant": r.variant, "status": r.status, "seconds": round(r.seconds, 2),
                  "attention": r.info.get("provenance", {}).get("attention"),
-                 "device": r.info.get("provenance", {}).get("device")}
+                 "device": r.info.get("provenance", {}).get("device"),
+                 "lerobot code": (r.info.get("provenance", {}).get("code") or {}).get("code")}
                 for r in self.replays.values()]
+
+    def publish(self, directory) -> list[Path]:
+        """Hard-link every replay's store entry into ``directory`` (a report keeps what it was judged on)."""
+        from .store import publish
+
+        return [publish(r.path, Path(directory) / f"{r.tag}__{r.variant}.npz")
+                for r in self.replays.values() if r.path is not None and r.path.is_file()]
 
     @property
     def models_loaded(self) -> int:
@@ -129,8 +141,14 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     result = ReplaySet(refused=refused)
     refs = artifacts[DEFAULT_VARIANT]
     study = len(runnable) > 1
+    # LeRobot's *source* (an edited or editable install recomputes), every file the model reads, the
+    # machine's math stack, and groot_lib's own code: never a version number alone.
+    lerobot = code_identity.package_identity("lerobot")
     base = {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest(*REPLAY_CODE),
+            "lerobot_code": lerobot["code"], "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
+            "machine": machine.machine_info(device),
             "versions": runtime.versions("lerobot", "torch", "transformers", "numpy")}
+    result.code = lerobot
     digests: dict[Path, str] = {}
 
     def digest(artifact: Artifact) -> str:  # each artifact is hashed once, however many variants use it
@@ -152,7 +170,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
             if stored is None:
                 todo.append((tag, ref, source, key, path))
             else:
-                result.replays[(tag, variant.name)] = Replay(tag, variant.name, "reused", *stored)
+                result.replays[(tag, variant.name)] = Replay(tag, variant.name, "reused", *stored, path=path)
         if not todo:
             continue
         start = time.perf_counter()
@@ -169,7 +187,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
             info = {"provenance": provenance, "seconds": seconds}
             _write(path, key, arrays, info)
             timings["compute"] += seconds
-            result.replays[(tag, variant.name)] = Replay(tag, variant.name, "computed", arrays, info)
+            result.replays[(tag, variant.name)] = Replay(tag, variant.name, "computed", arrays, info, path=path)
         del bundle
         runtime.free_memory()
     result.timings = {k: round(v, 2) for k, v in timings.items()}

@@ -13,7 +13,7 @@ import numpy as np
 
 TOP_K = 5
 COLUMNS = ["tag", "check", "tensor", "shape", "max|delta|", "mean|delta|", "mismatched",
-           "mismatched %", "min atol to pass", "verdict", "reason"]
+           "mismatched %", "min atol to pass", "verdict", "x expected gap", "flag", "reason"]
 _NAN = float("nan")
 
 
@@ -40,14 +40,29 @@ class Comparison:
     min_atol_to_pass: float = _NAN
     worst: list[tuple[tuple, Any, Any, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    noise: Any = None  # expected_gap.NoiseAssessment where a rounding gap is known for this row
 
     @property
     def pct_mismatch(self) -> float:
         return 100.0 * self.n_mismatch / self.n_total if self.n_total else 0.0
 
+    @property
+    def comparable(self) -> bool:
+        """False when shapes differ: then no element statistics exist (shown as n/a, never 0)."""
+        return self.shape_actual == self.shape_expected
+
+    @property
+    def suspect(self) -> bool:
+        """Within tolerance, but far above what rounding explains for this device pair."""
+        return bool(self.passed and self.noise is not None and self.noise.suspect)
+
+    @property
+    def status(self) -> str:
+        return "FAIL" if not self.passed else ("SUSPECT" if self.suspect else "PASS")
+
     def format(self) -> str:
         head = " ".join(s for s in (self.name, f"[{self.tag}]" if self.tag else "", self.check) if s)
-        lines = [f"{head}: {'PASS' if self.passed else 'FAIL'}" + ("" if self.passed else f" - {self.reason}"),
+        lines = [f"{head}: {self.status}" + ("" if self.passed else f" - {self.reason}"),
                  f"  shape: actual {self.shape_actual} vs expected {self.shape_expected}; "
                  f"dtype: {self.dtype_actual} vs {self.dtype_expected}"]
         if self.shape_actual == self.shape_expected:
@@ -56,8 +71,10 @@ class Comparison:
                       f"  max |delta| = {self.max_abs:.4g}, mean |delta| = {self.mean_abs:.4g}, "
                       f"p99 |delta| = {self.p99_abs:.4g}",
                       f"  minimum atol that would pass (rtol={self.rtol:g}): {self.min_atol_to_pass:.4g}"]
+        if self.noise is not None:
+            lines.append(f"  against rounding: {self.noise.describe()}")
         shown = [w for w in self.worst if not w[3] == 0.0]  # NaN deltas are shown
-        if shown and not self.passed:
+        if shown and (not self.passed or self.suspect):
             lines.append(f"  worst elements (top {len(shown)} by |delta|):")
             lines.append(f"    {'index':<18} {'actual':>14} {'expected':>14} {'|delta|':>12}")
             for idx, a, e, d in shown:
@@ -69,10 +86,14 @@ class Comparison:
         return self.format()
 
     def as_row(self) -> dict:
+        """One table / verdicts.json row; statistics that do not exist (shape mismatch) are None, never 0."""
+        stats = [self.max_abs, self.mean_abs, int(self.n_mismatch), self.pct_mismatch, self.min_atol_to_pass]
+        if not self.comparable:
+            stats = [None] * len(stats)
         return dict(zip(COLUMNS, [
-            self.tag, self.check, self.name, f"{self.shape_actual} vs {self.shape_expected}",
-            self.max_abs, self.mean_abs, int(self.n_mismatch), self.pct_mismatch,
-            self.min_atol_to_pass, "PASS" if self.passed else "FAIL", "" if self.passed else self.reason]))
+            self.tag, self.check, self.name, f"{self.shape_actual} vs {self.shape_expected}", *stats,
+            "PASS" if self.passed else "FAIL", None if self.noise is None else round(self.noise.ratio, 3),
+            "SUSPECT" if self.suspect else "", "" if self.passed else self.reason]))
 
 
 def _fmt(v: Any) -> str:

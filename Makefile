@@ -9,10 +9,12 @@
 SHELL := /bin/bash
 ENVS ?= .envs
 GR00T_SRC ?=
-# Report knobs: empty = the workflow's embedded tiny default.
+# Report knobs, one per groot_lib/settings.py Knob (its make name); empty = that knob's default.
+# Every value is validated before any kernel starts (bad values exit 2 within ~1 s).
 CKPT ?=
 TAGS ?=
 SEED ?=
+BATCH ?=
 ATOL ?=
 RTOL ?=
 DEVICE ?=
@@ -20,6 +22,9 @@ DEVICE ?=
 VARIANTS ?=
 PRECISION_K ?=
 NOISE_MODE ?=
+# HF_HOME is forwarded only when given on the command line (make report HF_HOME=...): an HF_HOME in your
+# shell still reaches the kernels, but never replaces the tiny default's isolated cache.
+HF_HOME_ARG := $(if $(filter command line,$(origin HF_HOME)),$(HF_HOME))
 
 # Absolute interpreters (the pyenv shims need PYENV_VERSION, so bypass them).
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
@@ -36,10 +41,10 @@ STAMP := .groot-env.json
 export JUPYTER_PATH := $(CURDIR)
 
 REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)') \
-  $(if $(SEED),--seed '$(SEED)') $(if $(ATOL),--atol '$(ATOL)') \
+  $(if $(SEED),--seed '$(SEED)') $(if $(BATCH),--batch-size '$(BATCH)') $(if $(ATOL),--atol '$(ATOL)') \
   $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)') \
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
-  $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)')
+  $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
 .PHONY: setup kernels doctor test report record-references clean-artifacts clean FORCE
 
@@ -77,8 +82,9 @@ doctor: kernels
 test: kernels
 	$(TOOLS) -m pytest -q tests
 
+# make exits 2 on any failure (FAIL or error); ./gr00t-parity report ... keeps the workflow's own 0/1/2/130.
 report: kernels
-	$(TOOLS) -m groot_lib.workflow report $(REPORT_ARGS)
+	@$(TOOLS) -m groot_lib.workflow report $(REPORT_ARGS)
 
 # Re-record the committed original outputs for the tiny default (needs GR00T_SRC once).
 record-references: kernels

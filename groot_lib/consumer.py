@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
+from . import settings
 from .atomic import atomic_write_text
 from .artifact import Artifact, find_artifacts, load_artifact
 from .compare import Comparison, cell_max_abs_delta, compare_close, compare_exact, violation_mask
@@ -60,17 +61,12 @@ def warm_up(until=None) -> dict:
 
 
 def tolerances(atol=None, rtol=None) -> tuple[float, float]:
-    """Parameters win; else GROOT_PARITY_ATOL / GROOT_PARITY_RTOL; else 1e-3."""
-    def pick(value, env):
-        if value not in (None, ""):
-            return float(value)
-        return float(os.environ.get(env) or 1e-3)
-
-    return pick(atol, "GROOT_PARITY_ATOL"), pick(rtol, "GROOT_PARITY_RTOL")
+    """Parameters win; else GROOT_PARITY_ATOL / GROOT_PARITY_RTOL; else 1e-3 (validated: finite, >= 0)."""
+    return settings.value("atol", atol), settings.value("rtol", rtol)
 
 
 def device_setting(device=None) -> str:
-    return device or os.environ.get("GROOT_PARITY_DEVICE") or "auto"
+    return settings.value("device", device)
 
 
 @dataclass
@@ -95,8 +91,11 @@ class TagResult:
 
     def heatmap_data(self) -> dict:
         """|delta| max over batch on (horizon x action dim), violations, and the valid region."""
-        if self.lerobot_action.shape != self.original_action.shape:
+        shape = self.original_action.shape
+        if self.lerobot_action.shape != shape or len(shape) != 3:
             return {}
+        if self.layout.action_horizon > shape[1] or self.layout.action_dim > shape[2]:
+            return {}  # the embodiment's valid region does not fit: heatmaps() says why
         return {
             "delta_hd": cell_max_abs_delta(self.lerobot_action, self.original_action),
             "violations_hd": violation_mask(self.lerobot_action, self.original_action,
@@ -130,8 +129,14 @@ def load_artifacts(artifacts_dir, checkpoint: Path, tags=None, variants=None, *,
 
 def model_parity(replay: Replay, artifact: Artifact, *, atol: float, rtol: float, noise_mode: str) -> Comparison:
     """LeRobot's full ``action_pred`` (no cropping) against the original's, from the same inputs."""
+    from .expected_gap import assess, expected_gap
+
     comparison = compare_close(replay.action_pred, artifact.action_pred, name="action_pred", atol=atol, rtol=rtol,
                                tag=artifact.embodiment_tag, check="model parity")
+    if comparison.comparable:  # set the gap against what rounding explains for this device pair
+        lerobot_device = replay.info.get("provenance", {}).get("device")
+        comparison.noise = assess(comparison.max_abs, expected_gap(
+            artifact.producer.get("device"), lerobot_device, artifact.producer.get("dtype", "float32")))
     ours, theirs = replay.arrays.get("initial_noise"), artifact.initial_noise
     if noise_mode == "seed" and ours is not None and theirs is not None:
         same = ours.shape == theirs.shape and np.array_equal(ours, theirs)
@@ -204,6 +209,10 @@ class ConsumerReport:
                 and all(v.passed for v in self.precision) and not self.refused)
 
     @property
+    def suspect(self) -> list[Comparison]:
+        return [c for r in self.results for c in r.comparisons if c.suspect]
+
+    @property
     def reused(self) -> bool:
         return bool(self.replays.replays) and all(r.status == "reused" for r in self.replays.replays.values())
 
@@ -225,9 +234,12 @@ class ConsumerReport:
             for r in self.results:
                 data = r.heatmap_data()
                 if not data:
-                    out.append((r.tag, f"no heatmap: {r.model.reason}"))
+                    why = r.model.reason or (f"action_pred {r.original_action.shape} is smaller than the embodiment's "
+                                             f"valid region ({r.layout.action_horizon} x {r.layout.action_dim})")
+                    out.append((r.tag, f"no heatmap: {why}"))
                     continue
-                fig = plots.parity_heatmap(**data, title=f"{r.tag}: model parity {'PASS' if r.model.passed else 'FAIL'}")
+                flag = f" - SUSPECT: {r.model.noise.ratio:.3g}x the expected gap" if r.model.suspect else ""
+                fig = plots.parity_heatmap(**data, title=f"{r.tag}: model parity {r.model.status}{flag}")
                 out.append((r.tag, plots.png(fig)))
         return out
 
@@ -247,14 +259,6 @@ class ConsumerReport:
         return out
 
 
-def precision_k(k=None) -> float:
-    """Parameter wins; else GROOT_PARITY_PRECISION_K; else 2 (FlashAttention's tests)."""
-    value = float(k if k not in (None, "") else os.environ.get("GROOT_PARITY_PRECISION_K") or DEFAULT_K)
-    if not value > 0:
-        raise ParityError(f"precision k must be > 0, got {value}")
-    return value
-
-
 def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, device=None, noise_mode: str = "seed",
             variants=None, k=None, source: dict | None = None, store_dir=None,
             trust_legacy: bool = False) -> ConsumerReport:
@@ -262,11 +266,10 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     from . import runtime
     from .artifact import find_variants
 
-    if noise_mode not in ("seed", "inject"):
-        raise ParityError(f"noise_mode must be 'seed' or 'inject', got {noise_mode!r}")
+    noise_mode = settings.value("noise_mode", noise_mode)
     checkpoint = ckpt.resolve_checkpoint(checkpoint)
     atol, rtol = tolerances(atol, rtol)
-    k = precision_k(k)
+    k = settings.value("precision_k", k)
     device = runtime.resolve_device(device_setting(device))
     variants = variants or find_variants(artifacts_dir)
     artifacts = load_artifacts(artifacts_dir, checkpoint, tags, variants, trust_legacy=trust_legacy)
@@ -302,23 +305,46 @@ def _tag_summary(result: TagResult, limit: int = 200) -> dict:
             "valid_horizon": result.layout.action_horizon, "valid_dim": result.layout.action_dim}
 
 
-def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings: dict) -> Path:
-    """Machine-readable summary the report's index page is built from (atomic write)."""
-    from . import runtime
+def json_safe(value):
+    """NaN and Inf become null: verdicts.json stays strict JSON (the rows' reasons say what was non-finite)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, (np.floating, np.integer)):
+        return json_safe(value.item())
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
+
+def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings: dict) -> Path:
+    """Machine-readable summary the report's index page is built from (atomic, strict JSON).
+
+    Also hard-links LeRobot's stored outputs into ``output_dir/lerobot`` so the report keeps what it
+    was judged on after ``make clean-artifacts``.
+    """
+    from . import machine, runtime
+
+    published = report.replays.publish(Path(output_dir) / "lerobot")
+    provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]
     payload = {
         "passed": report.passed,
+        "suspect": [f"{c.tag} / {c.check} / {c.name}" for c in report.suspect],
         "source": source,
         "settings": {**settings, "precision_k": report.k},
+        "lerobot": {"code": report.replays.code,
+                    "machine": next((p["machine"] for p in provenances if p.get("machine")), machine.cpu_info())},
         "rows": [c.as_row() for r in report.results for c in r.comparisons],
         "tags": {r.tag: _tag_summary(r) for r in report.results},
         "precision": [v.as_row() for v in report.precision],
         "precision_gaps": [g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps],
         "refused": report.refused,
         "replays": report.replays.rows(),
+        "published": [p.name for p in published],
         "reused": report.reused,
         "notes": report.replays.notes,
         "timings": {**report.timings, "peak_rss_mb": runtime.peak_rss_mb()},
     }
     path = Path(output_dir) / VERDICTS_FILE
-    return atomic_write_text(path, json.dumps(payload, indent=2, default=float) + "\n")
+    return atomic_write_text(path, json.dumps(json_safe(payload), indent=2, default=float, allow_nan=False) + "\n")

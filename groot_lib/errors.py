@@ -39,3 +39,7 @@ class MissingPackageError(ParityError):
 
 class VariantUnavailableError(ParityError):
     """The requested precision/attention variant cannot run in this environment."""
+
+
+class SettingError(ParityError):
+    """A setting (flag, make variable, environment variable, notebook parameter) has an invalid value."""

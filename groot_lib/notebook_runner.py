@@ -8,12 +8,74 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from groot_lib.errors import ParityError
 from groot_lib.kernels import ensure_jupyter_path, require_kernel
 
 SOURCE_LINES = 5  # how much of the failing cell the message quotes
+_RUNNING: set = set()  # kernel managers of the kernels this process started and has not shut down
+_RUNNING_LOCK = threading.Lock()
+
+
+def _tracked_kernel_manager():
+    """nbclient's kernel manager, remembering each kernel it starts so Ctrl-C can stop it at once.
+
+    Kernels run in their own session (jupyter_client), so the terminal's Ctrl-C never reaches them.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kwargs):
+            await super().start_kernel(**kwargs)
+            with _RUNNING_LOCK:
+                _RUNNING.add(self)
+
+        async def shutdown_kernel(self, *args, **kwargs):
+            with _RUNNING_LOCK:
+                _RUNNING.discard(self)
+            return await super().shutdown_kernel(*args, **kwargs)
+
+    return TrackedKernelManager
+
+
+def kill_kernels() -> int:
+    """SIGKILL every kernel this process started (their whole process group); returns how many."""
+    with _RUNNING_LOCK:
+        managers = list(_RUNNING)
+        _RUNNING.clear()
+    killed = 0
+    for km in managers:
+        pid = getattr(km.provisioner, "pid", None) if km.provisioner is not None else None
+        if pid is None:
+            continue
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+            killed += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return killed
+
+
+@contextmanager
+def sigint_kills_kernels():
+    """While inside: Ctrl-C first kills the kernels (within milliseconds), then raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        kill_kernels()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class NotebookExecutionError(ParityError):
@@ -79,7 +141,7 @@ def run_notebook(input_path: str | Path, output_path: str | Path, *, kernel_name
         papermill.execute_notebook(
             str(input_path), str(tmp), parameters=parameters or {}, kernel_name=kernel_name,
             language="python", cwd=str(cwd or input_path.parent), execution_timeout=timeout,
-            progress_bar=False, log_output=False,
+            progress_bar=False, log_output=False, kernel_manager_class=_tracked_kernel_manager(),
         )
     except PapermillExecutionError as exc:  # exc.cell_index counts papermill's injected cell
         raise _fail("error", input_path, output, _executed(tmp), exc.cell_index, exc.ename, exc.evalue) from None

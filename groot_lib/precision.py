@@ -84,7 +84,11 @@ def measure(spec: PairSpec, runs: dict[tuple[str, str], np.ndarray], valid: tupl
         gap.max, gap.mean = float(delta.max(initial=0.0)), float(delta.mean()) if delta.size else 0.0
         gap.p99 = float(np.percentile(delta, 99)) if delta.size else 0.0
     gap.delta_hd = delta.max(axis=0) if delta.ndim == 3 else None
-    if valid is not None and delta.ndim == 3 and not bad:
+    if valid is not None and delta.ndim == 3 and (valid[0] > delta.shape[1] or valid[1] > delta.shape[2]):
+        gap.problem = (f"action_pred {a.shape} is smaller than the embodiment's valid region "
+                       f"(horizon {valid[0]} x dims {valid[1]})")
+        gap.delta_hd = None  # nothing honest to draw: the verdict fails on the problem instead
+    elif valid is not None and delta.ndim == 3 and not bad:
         gap.valid_max = float(delta[:, : valid[0], : valid[1]].max(initial=0.0))
     return gap
 

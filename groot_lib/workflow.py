@@ -4,17 +4,18 @@
         [--atol X] [--rtol X] [--device cpu|cuda|auto] [--variants fp32-sdpa,bf16-sdpa,...]
         [--noise-mode seed|inject] [--precision-k 2] [--out-root DIR] [--artifacts-root DIR]
 
-Exit status: 0 when every verdict passes, 1 when any fails, 2 when a notebook
-could not finish. The report is written in every case.
+Exit status: 0 when every verdict passes, 1 when any fails (or a variant was refused),
+2 when a setting is invalid or a notebook could not finish, 130 on Ctrl-C. The report is
+written in every case but a bad setting (refused before anything runs) and Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,9 +25,6 @@ from .errors import ParityError
 REPO = tiny_layout.REPO_ROOT
 NOTEBOOKS = REPO / "notebooks"
 ORIGINAL_KERNEL, LEROBOT_KERNEL = "groot-original", "groot-lerobot"
-
-
-DEFAULT_VARIANTS = "fp32-sdpa,bf16-sdpa"  # fp32 parity + the bf16 precision study
 
 
 def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | None) -> dict:
@@ -69,60 +67,83 @@ def _fresh_dir(root: Path, stamp: str) -> Path:
     raise ParityError(f"could not create a fresh report folder under {root}")
 
 
-def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2, atol=None, rtol=None,
-               device=None, variants=None, noise_mode="seed", precision_k=None, out_root: Path | None = None,
-               artifacts_root: Path | None = None, notebooks: Path | None = None) -> tuple[int, Path]:
-    """Producer, consumer, HTML; returns (exit status, index.html). ``notebooks`` overrides the folder."""
+class Interrupted(ParityError):
+    """Ctrl-C: both kernels were killed and the unfinished report folder removed."""
+
+
+def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = None,
+               notebooks: Path | None = None, **given) -> tuple[int, Path]:
+    """Validate, then producer + consumer + HTML; returns (exit status, index.html).
+
+    ``given`` holds settings by knob name (see ``settings.KNOBS``); everything is checked before a
+    kernel starts. The report folder also gets summary.txt, the text ``main`` prints.
+    """
+    import shutil
+    import threading
+
+    from . import preflight, settings
     from .atomic import atomic_write_text
-    from .notebook_runner import run_notebook
-    from .producer import FAILED_FILE, read_source
+    from .notebook_runner import kill_kernels, run_notebook, sigint_kills_kernels
+    from .producer import FAILED_FILE, RUNNING_FILE, read_source
     from .report import export_html, write_index
     from .store import DEFAULT_ROOT
+    from .summary import terminal_summary
 
     began = time.perf_counter()
     notebooks = Path(notebooks or NOTEBOOKS)
-    checkpoint = str(checkpoint or tiny_layout.TINY_CHECKPOINT)
-    if hf_home is None and tiny_layout.is_embedded_default(checkpoint):
-        hf_home = str(tiny_layout.TINY_HF_HOME)
+    out_root, store_dir = Path(out_root or REPO / "reports"), Path(artifacts_root or DEFAULT_ROOT)
+    values, sources = settings.resolve(given)
+    plan = preflight.check(values, out_root=out_root, store_root=store_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = _fresh_dir(Path(out_root or REPO / "reports"), stamp)
-    store_dir = Path(artifacts_root or DEFAULT_ROOT)
+    run_dir = _fresh_dir(out_root, stamp)
     artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
-    common = {"checkpoint": checkpoint, "hf_home": hf_home, "tags": tags or "", "device": device or "",
-              "store_dir": str(store_dir)}
-    variants = variants or DEFAULT_VARIANTS
-    settings = {**common, "seed": int(seed), "batch_size": int(batch_size), "variants": variants, "atol": atol,
-                "rtol": rtol, "noise_mode": noise_mode, "precision_k": precision_k}
-    pages, timings = {}, {}
+    common = {"checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags),
+              "device": values["device"], "store_dir": str(store_dir)}
+    recorded = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags),
+                "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds}
     steps = [
-        ("producer", ORIGINAL_KERNEL, {**common, "seed": int(seed), "batch_size": int(batch_size),
-                                       "variants": variants, "output_dir": str(artifacts_dir)}),
-        ("consumer", LEROBOT_KERNEL, {**common, "artifacts_dir": str(artifacts_dir), "atol": atol, "rtol": rtol,
-                                      "noise_mode": noise_mode, "precision_k": precision_k,
-                                      "output_dir": str(run_dir)}),
+        ("producer", ORIGINAL_KERNEL, {**common, "seed": values["seed"], "batch_size": values["batch_size"],
+                                       "variants": values["variants"], "output_dir": str(artifacts_dir)}),
+        ("consumer", LEROBOT_KERNEL, {**common, "artifacts_dir": str(artifacts_dir), "atol": values["atol"],
+                                      "rtol": values["rtol"], "noise_mode": values["noise_mode"],
+                                      "precision_k": values["precision_k"], "output_dir": str(run_dir)}),
     ]
     artifacts_dir.mkdir(parents=True, exist_ok=True)
+    # Tells the consumer a producer is on its way (it fails fast when none is).
+    atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
+    pages, timings, outcome = {}, {}, {}
 
-    def run(name: str, kernel: str, params: dict) -> str | None:
+    def run(name: str, kernel: str, params: dict) -> None:
         start = time.perf_counter()
         try:
             run_notebook(notebooks / f"{name}.ipynb", run_dir / f"{name}.ipynb", kernel_name=kernel,
                          parameters=params, cwd=REPO)
-            return None
+            outcome[name] = None
         except ParityError as exc:  # a failing cell, a dead kernel, or no kernel at all
-            return str(exc)
+            outcome[name] = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - after Ctrl-C the killed kernel surfaces here; never a traceback
+            outcome[name] = f"{name}.ipynb: {type(exc).__name__}: {exc}"
         finally:
             timings[name] = round(time.perf_counter() - start, 2)
 
     # Both notebooks start at once: the consumer imports LeRobot while the producer works, then waits
     # for the producer's source.json (or for the failure marker written here).
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        consumer_run = pool.submit(run, *steps[1])
-        producer_error = run(*steps[0])
-        if producer_error:
-            atomic_write_text(artifacts_dir / FAILED_FILE, producer_error.splitlines()[0] + "\n")
-        consumer_error = consumer_run.result()
-    errors = [e for e in (producer_error, consumer_error) if e]
+    consumer = threading.Thread(target=run, args=steps[1], daemon=True, name="consumer")
+    try:
+        with sigint_kills_kernels():
+            consumer.start()
+            run(*steps[0])
+            if outcome["producer"]:
+                atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
+            consumer.join()
+    except KeyboardInterrupt:
+        killed = kill_kernels()
+        consumer.join(timeout=1.0)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise Interrupted(f"interrupted: {killed} kernel(s) stopped; the unfinished report folder {run_dir} was "
+                          "removed (stored artifacts are kept and reused next time)") from None
+    (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
+    errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
     export_seconds = 0.0
     for name, kernel, _ in steps:
         executed = run_dir / f"{name}.ipynb"
@@ -133,14 +154,19 @@ def run_report(*, checkpoint=None, hf_home=None, tags=None, seed=0, batch_size=2
     verdicts_path = run_dir / "verdicts.json"
     verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() and not errors else None
     source = read_source(artifacts_dir)
+    banner = source.get("banner", "original outputs: unknown")
+    code = 2 if errors else (0 if verdicts and verdicts.get("passed") else 1)
     start = time.perf_counter()
-    index = write_index(run_dir, banner=source.get("banner", "original outputs: unknown"), verdicts=verdicts,
-                        pages=pages, errors=errors, settings=settings, source=source)
+    index = write_index(run_dir, banner=banner, verdicts=verdicts, pages=pages, errors=errors, settings=recorded,
+                        source=source)
     timings["html export"] = round(export_seconds + time.perf_counter() - start, 2)
     timings["total"] = round(time.perf_counter() - began, 2)
     atomic_write_text(run_dir / "timings.json",
                       json.dumps(_phase_timings(run_dir, timings, source, verdicts), indent=2) + "\n")
-    code = 2 if errors else (0 if verdicts and verdicts.get("passed") else 1)
+    refused = {**source.get("refused", {}), **(verdicts or {}).get("refused", {})}
+    atomic_write_text(run_dir / "summary.txt", terminal_summary(code=code, index=index, banner=banner,
+                                                                verdicts=verdicts, errors=errors,
+                                                                refused=refused) + "\n")
     return code, index
 
 
@@ -185,20 +211,14 @@ def record_references(*, variants: str = "fp32-sdpa,bf16-sdpa", seed: int = 0, b
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m groot_lib.workflow", description=__doc__.splitlines()[0])
+    from . import settings
+
+    parser = argparse.ArgumentParser(prog="gr00t-parity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="run producer + consumer and write reports/<UTC>/index.html")
-    rep.add_argument("--checkpoint")
-    rep.add_argument("--hf-home")
-    rep.add_argument("--tags")
-    rep.add_argument("--seed", type=int, default=0)
-    rep.add_argument("--batch-size", type=int, default=2)
-    rep.add_argument("--atol", type=float)
-    rep.add_argument("--rtol", type=float)
-    rep.add_argument("--device")
-    rep.add_argument("--variants")
-    rep.add_argument("--noise-mode", choices=("seed", "inject"), default="seed")
-    rep.add_argument("--precision-k", type=float, help="precision verdict: cross gap <= k x noise floor (default 2)")
+    for knob in settings.KNOBS:
+        env = f"; ${knob.env}" if knob.env else ""
+        rep.add_argument(knob.flag, dest=knob.name, help=f"{knob.help} (default {knob.default}{env})")
     rep.add_argument("--out-root", type=Path, help="reports folder (default reports/)")
     rep.add_argument("--artifacts-root", type=Path, help="artifact store (default build/artifacts)")
     rec = sub.add_parser("record", help="re-record references/tiny with the live original (needs gr00t)")
@@ -207,17 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "record":
         print(record_references(variants=args.variants))
         return 0
+    given = {knob.name: getattr(args, knob.name) for knob in settings.KNOBS}
     try:
-        code, index = run_report(checkpoint=args.checkpoint, hf_home=args.hf_home, tags=args.tags, seed=args.seed,
-                                 batch_size=args.batch_size, atol=args.atol, rtol=args.rtol, device=args.device,
-                                 variants=args.variants, noise_mode=args.noise_mode,
-                                 precision_k=args.precision_k, out_root=args.out_root,
-                                 artifacts_root=args.artifacts_root)
+        code, index = run_report(out_root=args.out_root, artifacts_root=args.artifacts_root, **given)
+    except Interrupted as exc:
+        print(f"\ngr00t-parity: {exc}", file=sys.stderr, flush=True)
+        os._exit(130)  # the killed consumer's thread must not hold the exit
     except ParityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"gr00t-parity: error: {exc}", file=sys.stderr)
         return 2
-    verdict = {0: "all checks PASS", 1: "some checks FAIL", 2: "a notebook did not finish"}[code]
-    print(f"report: {index}\n{verdict}")
+    print((index.parent / "summary.txt").read_text(), end="")
     return code
 
 

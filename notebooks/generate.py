@@ -175,12 +175,18 @@ for note in report.replays.notes:
     print("note:", note)
 pd.DataFrame(report.replays.rows())
 """),
-    md("## Verdicts"),
+    md("""
+## Verdicts
+
+`x expected gap` sets each model-parity gap against what rounding alone explains for its device pair
+(`groot_lib.expected_gap`); a row more than 10x above it is flagged **SUSPECT** even when it passes atol/rtol.
+"""),
     code("""
 from groot_lib.compare import verdict_table
 
 table = verdict_table([c for r in results for c in r.comparisons])
-table.style.apply(lambda col: ["background:#fdd" if v == "FAIL" else "background:#dfd" for v in col], subset=["verdict"])
+colours = {"FAIL": "background:#fdd", "PASS": "background:#dfd", "SUSPECT": "background:#fe9"}
+table.style.apply(lambda col: [colours.get(v, "") for v in col], subset=["verdict", "flag"])
 """),
     md("""
 ## Where: |delta| over action horizon x action dim (max over the batch)
@@ -234,7 +240,9 @@ print(f"{len(failing)} failing check(s), {sum(not v.passed for v in report.preci
 report.timings.update({"imports": warm["seconds"], "waited for producer": round(waited, 2)})
 path = consumer.write_verdicts(report, output_dir, source=source,
                                settings={"atol": atol, "rtol": rtol, "noise_mode": noise_mode})
-Markdown(f"### Overall: {'PASS' if report.passed else 'FAIL'} (verdicts written to `{path}`)")
+suspect = "".join(f"\\n\\n**SUSPECT** {name}: passes atol/rtol, far above rounding" for name in
+                  (f"{c.tag} / {c.name}" for c in report.suspect))
+Markdown(f"### Overall: {'PASS' if report.passed else 'FAIL'} (verdicts written to `{path.name}`){suspect}")
 """),
 ])
 

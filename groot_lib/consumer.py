@@ -191,6 +191,12 @@ def precision_study(replays: ReplaySet, artifacts: dict[str, dict[str, Artifact]
     return verdicts
 
 
+def heatmap_title(tag: str, model: Comparison) -> str:
+    """'<tag>: model parity PASS|FAIL|SUSPECT', with how far above rounding a SUSPECT gap sits."""
+    flag = f" ({model.noise.ratio:.3g}x the gap rounding explains)" if model.suspect else ""
+    return f"{tag}: model parity {model.status}{flag}"
+
+
 @dataclass
 class ConsumerReport:
     """Everything the consumer notebook shows and ``verdicts.json`` records."""
@@ -226,21 +232,19 @@ class ConsumerReport:
             self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
 
     def heatmaps(self) -> list[tuple[str, bytes | str]]:
-        """(tag, PNG) per tag: model parity |delta| over horizon x dim (or why there is none)."""
+        """(title, PNG) per tag: model parity |delta| over horizon x dim, or (title, why there is none)."""
         from . import plots
 
         out = []
         with self._timed_plots():
             for r in self.results:
-                data = r.heatmap_data()
+                title, data = heatmap_title(r.tag, r.model), r.heatmap_data()
                 if not data:
                     why = r.model.reason or (f"action_pred {r.original_action.shape} is smaller than the embodiment's "
                                              f"valid region ({r.layout.action_horizon} x {r.layout.action_dim})")
-                    out.append((r.tag, f"no heatmap: {why}"))
+                    out.append((title, f"no heatmap: {why}"))
                     continue
-                flag = f" - SUSPECT: {r.model.noise.ratio:.3g}x the expected gap" if r.model.suspect else ""
-                fig = plots.parity_heatmap(**data, title=f"{r.tag}: model parity {r.model.status}{flag}")
-                out.append((r.tag, plots.png(fig)))
+                out.append((title, plots.png(plots.parity_heatmap(**data, title=title))))
         return out
 
     def precision_figures(self) -> list[tuple[str, bytes]]:

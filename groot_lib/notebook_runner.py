@@ -62,18 +62,24 @@ def kill_kernels() -> int:
 
 @contextmanager
 def sigint_kills_kernels():
-    """While inside: Ctrl-C first kills the kernels (within milliseconds), then raises KeyboardInterrupt."""
+    """While inside: Ctrl-C kills the kernels at once, then raises KeyboardInterrupt.
+
+    Yields a dict whose ``interrupted`` turns true on Ctrl-C: nbclient may swallow the KeyboardInterrupt
+    (it then reports a dead kernel), so callers check the flag, not only the exception.
+    """
+    state = {"interrupted": False, "killed": 0}
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield state
         return
 
     def handler(signum, frame):
-        kill_kernels()
+        state["interrupted"] = True
+        state["killed"] += kill_kernels()
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
-        yield
+        yield state
     finally:
         signal.signal(signal.SIGINT, previous)
 

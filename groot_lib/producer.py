@@ -265,5 +265,5 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
             path = publish(entries[tag], artifact_path(output_dir, tag, variant.name))
             result.artifacts.setdefault(tag, {})[variant.name] = path
     result.timings = {k: round(v, 2) for k, v in timings.items()} | {"peak_rss_mb": runtime.peak_rss_mb()}
-    _write_source(output_dir, result.source_info(gr00t=status, store=str(store_dir)))
+    _write_source(output_dir, result.source_info(gr00t=status, store=str(store_dir), machine=base["machine"]))
     return result

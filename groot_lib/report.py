@@ -24,19 +24,40 @@ def export_html(notebook: Path, *, hide_code: bool = True) -> Path:
 
 
 def _table(rows: list[dict]) -> str:
+    from .summary import fmt
+
     if not rows:
         return "<p><em>no verdicts</em></p>"
     cols = list(rows[0])
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
 
-    def cell(col, value):
-        text = f"{value:.3e}" if isinstance(value, float) and col not in ("mismatched %",) else (
-            f"{value:.2f}" if isinstance(value, float) else str(value))
-        style = ' class="fail"' if value == "FAIL" else ' class="pass"' if value == "PASS" else ""
-        return f"<td{style}>{html.escape(text)}</td>"
+    def cell(value):
+        style = {"FAIL": ' class="fail"', "PASS": ' class="pass"', "SUSPECT": ' class="suspect"'}.get(value, "")
+        return f"<td{style}>{html.escape(fmt(value))}</td>"
 
-    body = "".join("<tr>" + "".join(cell(c, r.get(c, "")) for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(cell(r.get(c)) for c in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _provenance(source: dict, verdicts: dict | None) -> str:
+    """Which code and which machine produced each side: what a reader needs to trust or reproduce a gap."""
+    from . import code_identity, machine
+
+    gr00t = source.get("gr00t") or {}
+    recording = source.get("recording") or {}
+    if gr00t.get("available"):
+        original = code_identity.describe({"package": "gr00t", **gr00t})
+    elif recording:
+        original = f"gr00t {str(recording.get('gr00t_commit', '?'))[:12]} (recorded {recording.get('recorded_at', '?')})"
+    else:
+        original = "unknown"
+    original_machine = source.get("machine") or recording.get("machine")
+    lerobot = (verdicts or {}).get("lerobot", {})
+    rows = [("original code", original), ("original machine", machine.describe(original_machine)),
+            ("LeRobot code", code_identity.describe(lerobot.get("code"))),
+            ("LeRobot machine", machine.describe(lerobot.get("machine")))]
+    return ("<h2>Provenance</h2><table>" + "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>")
 
 
 def _reuse_line(source: dict, verdicts: dict | None) -> str:
@@ -61,18 +82,24 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
     precision = (verdicts or {}).get("precision", [])
     refused = {**source.get("refused", {}), **(verdicts or {}).get("refused", {})}
     failing = [r for r in rows + precision if r.get("verdict") == "FAIL"]
+    suspect = [r for r in rows if r.get("flag") == "SUSPECT"]
     parts = [
         "<!doctype html><meta charset='utf-8'><title>gr00t-parity report</title>",
         "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-        ".fail{background:#fdd;font-weight:bold}.pass{background:#dfd}.banner{font-size:1.1em;padding:.5em;"
-        "background:#eef}</style>",
+        ".fail{background:#fdd;font-weight:bold}.pass{background:#dfd}.suspect{background:#fe9;font-weight:bold}"
+        ".banner{font-size:1.1em;padding:.5em;background:#eef}</style>",
         f"<p class='banner'>{html.escape(banner)}</p>",
         f"<h1>gr00t-parity: <span class='{status.lower()}'>{status}</span></h1>",
         f"<p>{len(rows) + len(precision) - len(failing)} of {len(rows) + len(precision)} checks pass. "
-        f"{html.escape(_reuse_line(source, verdicts))}</p>",
-        f"<p>Settings: {html.escape(json.dumps(settings, sort_keys=True, default=str))}</p>",
+        f"{html.escape(_reuse_line(source, verdicts))} Terminal summary: <a href='summary.txt'>summary.txt</a>.</p>",
     ]
+    if suspect:
+        parts.append(f"<p class='suspect'>SUSPECT: {len(suspect)} check(s) pass atol/rtol but sit far above the gap "
+                     "rounding explains for their devices ('x expected gap'): "
+                     + html.escape(", ".join(f"{r['tag']} / {r['tensor']}" for r in suspect)) + "</p>")
+    parts.append(_provenance(source, verdicts))
+    parts.append(f"<p>Settings: {html.escape(json.dumps(settings, sort_keys=True, default=str))}</p>")
     for err in errors:
         parts.append(f"<pre class='fail'>{html.escape(err)}</pre>")
     for variant, why in refused.items():

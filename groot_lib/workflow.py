@@ -129,19 +129,21 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     # Both notebooks start at once: the consumer imports LeRobot while the producer works, then waits
     # for the producer's source.json (or for the failure marker written here).
     consumer = threading.Thread(target=run, args=steps[1], daemon=True, name="consumer")
-    try:
-        with sigint_kills_kernels():
+    with sigint_kills_kernels() as sigint:
+        try:
             consumer.start()
             run(*steps[0])
-            if outcome["producer"]:
+            if outcome["producer"] and not sigint["interrupted"]:
                 atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
             consumer.join()
-    except KeyboardInterrupt:
-        killed = kill_kernels()
+        except KeyboardInterrupt:
+            sigint["interrupted"] = True
+    if sigint["interrupted"]:
+        killed = sigint["killed"] + kill_kernels()
         consumer.join(timeout=1.0)
         shutil.rmtree(run_dir, ignore_errors=True)
         raise Interrupted(f"interrupted: {killed} kernel(s) stopped; the unfinished report folder {run_dir} was "
-                          "removed (stored artifacts are kept and reused next time)") from None
+                          "removed (stored artifacts are kept and reused next time)")
     (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
     errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
     export_seconds = 0.0

@@ -197,11 +197,12 @@ The box is the embodiment's valid horizon x dims; outside it is padding. Marked 
     code("""
 from IPython.display import Image
 
-for tag, figure in report.heatmaps():
+for title, figure in report.heatmaps():
+    print(title)
     if isinstance(figure, bytes):
         display(Image(figure))
     else:
-        print(f"{tag}: {figure}")
+        print(figure)
 """),
     md("""
 ## Precision study

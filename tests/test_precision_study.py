@@ -97,3 +97,17 @@ def test_shared_scale_spans_every_panel():
     tops = [ax.images[0].get_clim()[1] for ax in grid.axes if ax.images]
     assert len(tops) == 8 and all(top == pytest.approx(0.2, abs=1e-6) for top in tops)
     assert len(a.heatmap_panels()) == 4
+
+
+def test_runs_smaller_than_the_valid_region_fail_without_a_crash():
+    """LeRobot's own fp32 and bf16 runs agree in shape but are cropped below the valid region: a FAIL
+    naming it, and nothing to draw for those pairs (the heatmap grid used to raise here)."""
+    full = runs()
+    small = {k: (v[:, :4, :3] if k[0] == LEROBOT else v) for k, v in full.items()}
+    verdict = study("tag", V, small, valid_horizon=8, valid_dim=4)
+    assert not verdict.passed and "smaller than the embodiment's valid region" in verdict.reason
+    assert "shape mismatch" in verdict.reason  # the cross pair is never cropped either
+    panels = verdict.heatmap_panels()
+    assert panels == [] or all(p["delta_hd"].shape[0] >= 8 for p in panels)
+    if panels:
+        heatmap_grid(panels)

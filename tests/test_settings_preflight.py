@@ -1,0 +1,97 @@
+"""settings (one definition per knob, precedence, validation) and preflight's torch-free checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from groot_lib import preflight, producer, settings, tiny_layout
+from groot_lib.errors import ParityError, SettingError
+
+
+def test_defaults_env_and_explicit_values_in_that_order(monkeypatch):
+    for knob in settings.KNOBS:
+        if knob.env:
+            monkeypatch.delenv(knob.env, raising=False)
+    values, sources = settings.resolve({})
+    assert values["atol"] == 1e-3 and values["variants"] == "fp32-sdpa,bf16-sdpa" and sources["atol"] == "default"
+    monkeypatch.setenv("GROOT_PARITY_ATOL", "5e-4")
+    values, sources = settings.resolve({})
+    assert values["atol"] == 5e-4 and sources["atol"] == "$GROOT_PARITY_ATOL"  # reported, never null
+    values, sources = settings.resolve({"atol": "2e-3"})
+    assert values["atol"] == 2e-3 and sources["atol"].startswith("--atol")
+
+
+@pytest.mark.parametrize("name, raw, expected", [
+    ("atol", "-1", "expected a finite number >= 0"), ("rtol", "inf", "expected a finite number >= 0"),
+    ("precision_k", "0", "expected a finite number > 0"), ("seed", "1.5", "expected an integer >= 0"),
+    ("batch_size", "0", "expected an integer >= 1"), ("device", "gpu", "expected auto, cpu, cuda or cuda:N"),
+    ("variants", "fp32-sdpa,fp8", "unknown: fp8"), ("noise_mode", "seeded", "expected one of seed, inject"),
+])
+def test_invalid_values_name_knob_source_and_expectation(name, raw, expected):
+    with pytest.raises(SettingError) as err:
+        settings.resolve({name: raw})
+    assert f"{name} = {raw!r}" in str(err.value) and expected in str(err.value)
+
+
+def test_invalid_env_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("GROOT_PARITY_RTOL", "nan")
+    with pytest.raises(SettingError, match=r"\$GROOT_PARITY_RTOL"):
+        settings.resolve({})
+
+
+def test_unknown_setting_is_an_error():
+    with pytest.raises(SettingError, match="unknown setting"):
+        settings.resolve({"atoll": 1})
+
+
+def test_every_make_variable_reaches_the_cli():
+    """The Makefile's REPORT_ARGS forwards every knob that has a make name, to that knob's flag."""
+    makefile = (tiny_layout.REPO_ROOT / "Makefile").read_text()
+    for knob in settings.KNOBS:
+        if knob.make and knob.make != "HF_HOME":
+            assert f"$(if $({knob.make}),{knob.flag} '$({knob.make})')" in makefile, knob.name
+    assert "--hf-home '$(HF_HOME_ARG)'" in makefile
+
+
+@pytest.mark.parametrize("text, is_path", [("nvidia/GR00T-N1.7-3B", False), ("/abs/ckpt", True), ("./x", True),
+                                           ("~/ckpt", True), ("a/b/c", True), ("plainname", True)])
+def test_a_path_is_never_taken_for_a_hub_id(text, is_path):
+    assert preflight.looks_like_path(text) is is_path
+
+
+def test_recordings_cover_only_their_settings():
+    good = {"seed": 0, "batch_size": 2, "variants": "fp32-sdpa,bf16-sdpa,bf16-flash"}
+    preflight.check_recordings(good)  # flash is refused later, in the report, not here
+    with pytest.raises(SettingError, match="seed=7"):
+        preflight.check_recordings({**good, "seed": 7})
+
+
+def test_wait_for_source_fails_fast_without_a_producer(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(ParityError, match="no producer is running"):
+        producer.wait_for_source(tmp_path)
+    assert time.perf_counter() - start < 1
+
+
+def test_wait_for_source_waits_only_while_the_announced_producer_lives(tmp_path):
+    (tmp_path / producer.RUNNING_FILE).write_text(json.dumps({"pid": os.getpid()}))  # alive: keeps waiting
+    with pytest.raises(ParityError, match="within 0 s although a producer is registered"):
+        producer.wait_for_source(tmp_path, timeout=0.3, poll=0.05)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / producer.RUNNING_FILE).write_text(json.dumps({"pid": dead.pid}))  # gone: stop at once
+    with pytest.raises(ParityError, match="no producer is running"):
+        producer.wait_for_source(tmp_path, timeout=30)
+
+
+def test_artifacts_without_a_producer_are_used_and_labelled(tmp_path, recorded_dir):
+    import shutil
+
+    shutil.copyfile(recorded_dir / "libero_sim.npz", tmp_path / "libero_sim.npz")
+    source = producer.wait_for_source(tmp_path)
+    assert source["mode"] == "artifacts" and "no producer ran" in source["banner"] and "fp32-sdpa" in source["banner"]

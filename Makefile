@@ -36,7 +36,7 @@ PY312 := $(PY312)
 
 BOOT  := $(ENVS)/bootstrap
 TOOLS := $(ENVS)/tools/bin/python
-ENVBUILD := $(BOOT)/bin/python -m groot_lib.envs build
+ENVBUILD := $(BOOT)/bin/python -m groot_lib.workbench.envs build
 STAMP := .groot-env.json
 export JUPYTER_PATH := $(CURDIR)
 
@@ -74,21 +74,21 @@ $(ENVS)/original/$(STAMP): environment-original.yml $(ENVS)/.gr00t-src $(BOOT)/b
 	  $(if $(GR00T_SRC),--gr00t-src '$(GR00T_SRC)')
 
 kernels: setup
-	$(TOOLS) -m groot_lib.kernels install --envs $(ENVS)
+	$(TOOLS) -m groot_lib.workbench.kernels install --envs $(ENVS)
 
 doctor: kernels
-	$(TOOLS) -m groot_lib.doctor
+	$(TOOLS) -m groot_lib.workbench.doctor
 
 test: kernels
 	$(TOOLS) -m pytest -q tests
 
 # make exits 2 on any failure (FAIL or error); ./gr00t-parity report ... keeps the workflow's own 0/1/2/130.
 report: kernels
-	@$(TOOLS) -m groot_lib.workflow report $(REPORT_ARGS)
+	@$(TOOLS) -m groot_lib.workbench.workflow report $(REPORT_ARGS)
 
 # Re-record the committed original outputs for the tiny default (needs GR00T_SRC once).
 record-references: kernels
-	$(TOOLS) -m groot_lib.workflow record
+	$(TOOLS) -m groot_lib.workbench.workflow record
 
 # Per-phase wall time + peak RSS of `make report` (tiny + a generated scaled-up checkpoint) against
 # a bare script + pytest flow: build/bench/results-<UTC>.md/.json. BENCH_ARGS=--skip-scaled etc.

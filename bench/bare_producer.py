@@ -45,7 +45,7 @@ def _recorded(checkpoint: Path, tags: list[str], seed: int, batch_size: int, rea
     """No gr00t: the committed recordings' collated inputs and action_pred (tiny default only)."""
     import numpy as np
 
-    from groot_lib import tiny_layout
+    from groot_lib.tiny import layout as tiny_layout
 
     if not tiny_layout.is_embedded_default(checkpoint):
         sys.exit(f"error: gr00t is not importable ({reason}); only the embedded tiny default has recordings. "
@@ -78,16 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     _isolate_hf(args.hf_home)
     import numpy as np
 
-    from groot_lib import checkpoint as ckpt
-    from groot_lib import original_backend as ob
-    from groot_lib import runtime
-    from groot_lib.observations import build_observations
-    from groot_lib.variants import get_variant
+    from groot_lib.core import checkpoint as ckpt
+    from groot_lib.backends import original as ob
+    from groot_lib.core import runinfo
+    from groot_lib.core.observations import build_observations
+    from groot_lib.core.variants import get_variant
 
     checkpoint = Path(args.checkpoint).resolve()
     tags = [t for t in args.tags.split(",") if t] or ckpt.embodiment_tags(checkpoint)
     timings: dict = {"tags": tags, "sample": {}, "preprocess": {}}
-    status = ob.gr00t_status()
+    status = ob.identity()
     if not status["available"]:
         arrays, info = _recorded(checkpoint, tags, args.seed, args.batch_size, status["error"])
         timings.update(info, load=0.0)
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         timings["import"] = time.perf_counter() - T_START
         timings["rss_before_load_mb"] = rss_mb()
         start = time.perf_counter()
-        bundle = ob.load(checkpoint, variant=get_variant("fp32-sdpa"), device=args.device)
+        loading = ob.load(checkpoint, None, variant=get_variant("fp32-sdpa"), device=args.device)
+        bundle = loading.__enter__()  # held to the end of the script, like a bare script would
         timings["load"] = time.perf_counter() - start
         timings["rss_after_load_mb"] = rss_mb()
         stats = json.loads((checkpoint / "statistics.json").read_text())
@@ -106,19 +107,19 @@ def main(argv: list[str] | None = None) -> int:
             layout = ckpt.embodiment_layout(checkpoint, tag)
             raw = build_observations(layout, seed=args.seed, batch_size=args.batch_size, statistics=stats[tag])
             start = time.perf_counter()
-            collated = ob.preprocess(bundle, layout, raw)
+            inputs = ob.preprocess(bundle, layout, raw)
             timings["preprocess"][tag] = time.perf_counter() - start
             start = time.perf_counter()
-            out = ob.sample(bundle, collated, seed=args.seed)
+            out = ob.sample(bundle, inputs, seed=args.seed)
             timings["sample"][tag] = time.perf_counter() - start
-            arrays.update({f"{tag}::in::{k}": runtime.to_numpy(v) for k, v in runtime.flatten(collated).items()})
+            arrays.update({f"{tag}::in::{k}": v for k, v in inputs.items()})
             arrays.update({f"{tag}::out::{k}": v for k, v in out.items()})
         timings["mode"] = "live"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, **arrays)
     # Like the workbench's model_seconds: every call into the model library (load, preprocess, sample).
     timings["model_seconds"] = timings["load"] + sum(timings["preprocess"].values()) + sum(timings["sample"].values())
-    timings["peak_rss_mb"] = runtime.peak_rss_mb()
+    timings["peak_rss_mb"] = runinfo.peak_rss_mb()
     timings["wall_in_process"] = time.perf_counter() - T_START
     if args.timings:
         args.timings.write_text(json.dumps(timings, indent=2) + "\n")

@@ -104,7 +104,7 @@ def preflight() -> bool:
 
 def scaled_checkpoint(scale: int, seed: int, logs: Path) -> tuple[Path, Path, dict]:
     """Generate (once per generator version) the scaled random checkpoint under build/bench."""
-    from groot_lib.tiny_checkpoint import checkpoint_name
+    from groot_lib.tiny.checkpoint import checkpoint_name
 
     digest = hashlib.sha256()
     for module in ("tiny_checkpoint.py", "tiny_layout.py"):
@@ -117,7 +117,7 @@ def scaled_checkpoint(scale: int, seed: int, logs: Path) -> tuple[Path, Path, di
         for old in (BUILD / "checkpoints").glob("x*"):  # stale generator versions
             shutil.rmtree(old, ignore_errors=True)
         log(f"generating the x{scale} checkpoint into {root.relative_to(REPO)} (once) ...")
-        run = measure(f"generate-x{scale}", [str(PY["original"]), "-m", "groot_lib.tiny_checkpoint", "--out",
+        run = measure(f"generate-x{scale}", [str(PY["original"]), "-m", "groot_lib.tiny.checkpoint", "--out",
                                              str(root), "--seed", str(seed), "--scale", str(scale)], logs)
         if run["rc"] != 0:
             raise BenchError(f"generating the scaled checkpoint failed; see {run['log']}:\n{tail(run['log'])}")
@@ -129,9 +129,9 @@ def scaled_checkpoint(scale: int, seed: int, logs: Path) -> tuple[Path, Path, di
 
 
 def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Path, device: str) -> dict:
-    """``python -m groot_lib.workflow report`` as ``make report`` runs it, with fresh artifacts."""
+    """``python -m groot_lib.workbench.workflow report`` as ``make report`` runs it, with fresh artifacts."""
     out_root, artifacts = work / "reports" / label, work / "artifacts" / label
-    cmd = [sys.executable, "-m", "groot_lib.workflow", "report", "--checkpoint", str(ckpt), "--hf-home", str(hf_home),
+    cmd = [sys.executable, "-m", "groot_lib.workbench.workflow", "report", "--checkpoint", str(ckpt), "--hf-home", str(hf_home),
            "--variants", VARIANT, "--device", device, "--out-root", str(out_root), "--artifacts-root", str(artifacts)]
     if tags:
         cmd += ["--tags", tags]
@@ -154,7 +154,7 @@ def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Pa
 
 def cell_seconds(run_dir: Path) -> dict[str, float]:
     """Sum of papermill's per-cell durations in each executed notebook (what ran inside cells)."""
-    from groot_lib.notebook_runner import cell_timings
+    from groot_lib.workbench.notebook_runner import cell_timings
 
     return {name: round(sum(cell_timings(path)["cells"]), 2)
             for name in ("producer", "consumer") if (path := run_dir / f"{name}.ipynb").is_file()}
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the scaled checkpoint's weights")
     args = parser.parse_args(argv)
 
-    from groot_lib.kernels import ensure_jupyter_path
+    from groot_lib.workbench.kernels import ensure_jupyter_path
 
     ensure_jupyter_path()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

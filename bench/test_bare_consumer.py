@@ -39,25 +39,25 @@ TIMINGS: dict = {"tags": TAGS, "sample": {}}
 @pytest.fixture(scope="module")
 def policy():
     """One LeRobot model for every tag (its weights do not depend on the tag)."""
-    from groot_lib import checkpoint as ckpt
-    from groot_lib import lerobot_backend as lb
-    from groot_lib import runtime
-    from groot_lib.variants import get_variant
+    from groot_lib.core import checkpoint as ckpt
+    from groot_lib.backends import lerobot as lb
+    from groot_lib.core import runinfo
+    from groot_lib.core.variants import get_variant
 
     start = time.perf_counter()
-    bundle = lb.load(CHECKPOINT, ckpt.embodiment_layout(CHECKPOINT, TAGS[0]), variant=get_variant("fp32-sdpa"),
-                     device="cpu")
-    TIMINGS["load"] = time.perf_counter() - start
-    yield bundle
+    with lb.load(CHECKPOINT, ckpt.embodiment_layout(CHECKPOINT, TAGS[0]), variant=get_variant("fp32-sdpa"),
+                 device="cpu") as bundle:
+        TIMINGS["load"] = time.perf_counter() - start
+        yield bundle
     TIMINGS["model_seconds"] = TIMINGS["load"] + sum(TIMINGS["sample"].values())
-    TIMINGS["peak_rss_mb"] = runtime.peak_rss_mb()
+    TIMINGS["peak_rss_mb"] = runinfo.peak_rss_mb()
     if os.environ.get("BARE_TIMINGS"):
         Path(os.environ["BARE_TIMINGS"]).write_text(json.dumps(TIMINGS, indent=2) + "\n")
 
 
 @pytest.mark.parametrize("tag", TAGS)
 def test_action_pred_matches_original(policy, tag):
-    from groot_lib import lerobot_backend as lb
+    from groot_lib.backends import lerobot as lb
 
     prefix = f"{tag}::in::"
     inputs = {k[len(prefix):]: v for k, v in PRODUCED.items() if k.startswith(prefix)}

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import nbformat
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+from groot_lib.core.settings import BY_NAME  # noqa: E402
+from groot_lib.workbench.kernels import KERNELS  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -34,17 +38,35 @@ def params(source: str):
     return _cell("code", source.strip(), ("parameters",))
 
 
-def notebook(cells) -> nbformat.NotebookNode:
+CELL_TIMEOUT = 1800  # seconds per cell (nbmake's metadata.execution.timeout): a hung cell cannot hang a report
+
+
+def knob_params(*names: str) -> str:
+    """Parameter lines derived from groot_lib.core.settings: its help, and its default (None where an
+    environment variable may set it, so a notebook run on its own still honours that variable)."""
+    lines = []
+    for name in names:
+        knob = BY_NAME[name]
+        if knob.env:
+            fallback = f"${knob.env} if set" if knob.default is None else f"${knob.env}, else {knob.default}"
+            lines += [f"# {knob.help} None is {fallback}", f"{name} = None"]
+        else:
+            lines += [f"# {knob.help}", f"{name} = {knob.default!r}"]
+    return "\n".join(lines)
+
+
+def notebook(kernel: str, cells) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": KERNELS[kernel][1], "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["execution"] = {"timeout": CELL_TIMEOUT}
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i:02d}"  # stable ids: regenerating gives identical files
     nb.cells = list(cells)
     return nb
 
 
-PRODUCER = notebook([
+PRODUCER = notebook("groot-original", [
     md("""
 # Producer: NVIDIA's original `gr00t`
 
@@ -54,19 +76,7 @@ the first variant's initial noise), and writes one `groot-parity-artifact/1` fil
 one whose inputs did not change is **reused** and no model is loaded for it. Without `gr00t`, the embedded tiny
 default falls back to the committed recordings.
 """),
-    params("""
-# raw GR00T N1.7 checkpoint dir or hub id, None is embedded tiny default
-checkpoint = None
-# HF cache, None is the isolated cache of the tiny default, else your HF_HOME
-hf_home = None
-# comma-separated embodiment tags, empty is every tag in statistics.json
-tags = ""
-seed = 0
-batch_size = 2
-# empty or auto is cuda when available, cpu, cuda
-device = ""
-# empty is fp32-sdpa, or a comma list of fp32-sdpa, bf16-sdpa, bf16-flash
-variants = ""
+    params(knob_params("checkpoint", "hf_home", "tags", "seed", "batch_size", "device", "variants") + """
 # never reach the Hugging Face hub
 offline = True
 # where this run's artifacts are published
@@ -75,17 +85,16 @@ output_dir = "build/artifacts/manual"
 store_dir = ""
 """),
     code("""
-from groot_lib import runtime
-
-checkpoint, environment = runtime.setup_notebook(checkpoint, hf_home, offline=offline)
+from groot_lib.backends import process
+checkpoint, environment = process.setup_notebook(checkpoint, hf_home, offline=offline)
 environment
 """),
     code("""
 from IPython.display import Markdown
-from groot_lib import producer
+from groot_lib.pipeline import produce as producer
 
 result = producer.produce(checkpoint, output_dir, tags=tags, seed=seed, batch_size=batch_size,
-                          device=device or "auto", variants=variants, environment=environment,
+                          device=device, variants=variants, environment=environment,
                           store_dir=store_dir or None)
 Markdown(f"**{result.banner}**")
 """),
@@ -101,7 +110,7 @@ pd.Series(result.timings, name="seconds / MB").to_frame()
 """),
 ])
 
-CONSUMER = notebook([
+CONSUMER = notebook("groot-lerobot", [
     md("""
 # Consumer: LeRobot's GR00T N1.7 against the original
 
@@ -117,25 +126,11 @@ Runs in the **groot-lerobot** kernel.
 
 LeRobot's outputs are content-addressed: a rerun that changes only tolerances or plots loads no model.
 """),
-    params("""
-# same checkpoint the producer used, None is embedded tiny default
-checkpoint = None
-hf_home = None
+    params(knob_params("checkpoint", "hf_home", "tags", "atol", "rtol", "device", "noise_mode", "precision_k") + """
+# the producer's artifacts folder
 artifacts_dir = "build/artifacts/manual"
-# empty is every artifact found
-tags = ""
-# None is $GROOT_PARITY_ATOL or 1e-3
-atol = None
-# None is $GROOT_PARITY_RTOL or 1e-3
-rtol = None
-# empty is $GROOT_PARITY_DEVICE or auto
-device = ""
-# seed is reseed before sampling, inject is start from the recorded initial noise
-noise_mode = "seed"
 # LeRobot variants, empty is every variant the producer wrote
 variants = ""
-# precision verdict: cross gap <= k x larger noise floor; None is $GROOT_PARITY_PRECISION_K or 2
-precision_k = None
 offline = True
 output_dir = "build/consumer"
 # content-addressed store of LeRobot's outputs, empty is build/artifacts
@@ -144,22 +139,19 @@ store_dir = ""
 trust_legacy = False
 """),
     code("""
-import time
 from IPython.display import Markdown
-from groot_lib import consumer, runtime, producer
+from groot_lib.backends import process
+from groot_lib.pipeline import consume as consumer
 
-checkpoint, environment = runtime.setup_notebook(checkpoint, hf_home, offline=offline)
-# import LeRobot while the producer runs (make report starts both notebooks at once)
-warm = consumer.warm_up(until=lambda: producer.is_published(artifacts_dir))
-start = time.perf_counter()
-source = producer.wait_for_source(artifacts_dir)
-waited = time.perf_counter() - start
-Markdown(f"**{source['banner']}**\\n\\n(imported {', '.join(warm['imported']) or 'nothing'} in {warm['seconds']:.1f} s "
-         f"while the producer ran; then waited {waited:.1f} s for it)")
+checkpoint, environment = process.setup_notebook(checkpoint, hf_home, offline=offline)
+# imports LeRobot while the producer runs (make report starts both notebooks), then takes its source.json
+source, warm = consumer.await_producer(artifacts_dir)
+Markdown(f"**{source['banner']}**\\n\\n(imported {', '.join(warm['imported']) or 'nothing'} in {warm['imports']:.1f} s "
+         f"while the producer ran; then waited {warm['waited for producer']:.1f} s for it)")
 """),
     code("""
-report = consumer.run_all(checkpoint, artifacts_dir, tags=producer.parse_list(tags), atol=atol, rtol=rtol,
-                          device=device or None, noise_mode=noise_mode, variants=producer.parse_list(variants),
+report = consumer.run_all(checkpoint, artifacts_dir, tags=tags, atol=atol, rtol=rtol,
+                          device=device, noise_mode=noise_mode, variants=variants,
                           k=precision_k, source=source, store_dir=store_dir or None, trust_legacy=trust_legacy)
 results = report.results
 atol, rtol = results[0].model.atol, results[0].model.rtol
@@ -179,10 +171,10 @@ pd.DataFrame(report.replays.rows())
 ## Verdicts
 
 `x expected gap` sets each model-parity gap against what rounding alone explains for its device pair
-(`groot_lib.expected_gap`); a row more than 10x above it is flagged **SUSPECT** even when it passes atol/rtol.
+(`groot_lib.compare.expected_gap`); a row more than 10x above it is flagged **SUSPECT** even when it passes atol/rtol.
 """),
     code("""
-from groot_lib.compare import verdict_table
+from groot_lib.compare.tensors import verdict_table
 
 table = verdict_table([c for r in results for c in r.comparisons])
 colours = {"FAIL": "background:#fdd", "PASS": "background:#dfd", "SUSPECT": "background:#fe9"}
@@ -238,7 +230,7 @@ for v in report.precision:
 print(f"{len(failing)} failing check(s), {sum(not v.passed for v in report.precision)} failing precision verdict(s)")
 """),
     code("""
-report.timings.update({"imports": warm["seconds"], "waited for producer": round(waited, 2)})
+report.timings.update({k: warm[k] for k in ("imports", "waited for producer")})
 path = consumer.write_verdicts(report, output_dir, source=source,
                                settings={"atol": atol, "rtol": rtol, "noise_mode": noise_mode})
 suspect = "".join(f"\\n\\n**SUSPECT** {name}: passes atol/rtol, far above rounding" for name in

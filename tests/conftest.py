@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from groot_lib import tiny_layout
-from groot_lib.kernels import interpreter
+from groot_lib.tiny import layout as tiny_layout
+from groot_lib.workbench.kernels import interpreter
 
 REPO = tiny_layout.REPO_ROOT
 
@@ -54,3 +54,22 @@ def artifacts_copy(tmp_path, recorded_dir) -> Path:
 @pytest.fixture(scope="session")
 def python_exe() -> str:
     return sys.executable
+
+
+def planted_notebooks(tmp_path: Path, notebook: str, anchor: str, code: str, *, offset: int = 0) -> Path:
+    """Copies of both notebooks under ``tmp_path/notebooks`` with ``code`` planted as a new cell in
+    ``notebook`` (``offset`` cells after the first cell whose source contains ``anchor``). A test's fault
+    lives in the test, never in the library."""
+    import nbformat
+
+    from groot_lib.workbench.workflow import NOTEBOOKS
+
+    out = tmp_path / "notebooks"
+    out.mkdir()
+    for name in ("producer.ipynb", "consumer.ipynb"):
+        nb = nbformat.read(str(NOTEBOOKS / name), as_version=4)
+        if name == notebook:
+            at = next(i for i, cell in enumerate(nb.cells) if anchor in cell.source) + offset
+            nb.cells.insert(at, nbformat.v4.new_code_cell(code))
+        nbformat.write(nb, str(out / name))
+    return out

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from groot_lib import artifact as art
-from groot_lib.artifact import SCHEMA, artifact_path, find_artifacts, load_artifact, save_artifact
-from groot_lib.errors import ArtifactError, CheckpointMismatchError, ParityError, SchemaError
+from groot_lib.core import artifact as art
+from groot_lib.core.artifact import SCHEMA, artifact_path, find_artifacts, load_artifact, save_artifact
+from groot_lib.core.errors import ArtifactError, CheckpointMismatchError, ParityError, SchemaError
 
 
 def _payload(**overrides):

@@ -4,10 +4,10 @@ import shutil
 import numpy as np
 import pytest
 
-from groot_lib import checkpoint as ck
-from groot_lib import tiny_layout as L
-from groot_lib.errors import CheckpointMismatchError, ParityError
-from groot_lib.observations import build_observations
+from groot_lib.core import checkpoint as ck
+from groot_lib.tiny import layout as L
+from groot_lib.core.errors import CheckpointMismatchError, ParityError
+from groot_lib.core.observations import build_observations
 
 
 def test_tiny_default_has_four_distinct_embodiments():

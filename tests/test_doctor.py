@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from groot_lib import doctor
+from groot_lib.workbench import doctor
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from groot_lib import envs
-from groot_lib.errors import MissingPackageError, ParityError
+from groot_lib.workbench import envs
+from groot_lib.core.errors import MissingPackageError, ParityError
 
 REPO = Path(__file__).resolve().parents[1]
 YAMLS = {n: REPO / f"environment-{n}.yml" for n in ("original", "lerobot", "tools")}

@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 import subprocess
 
-from groot_lib import code_identity, machine, summary
-from groot_lib.compare import compare_close
-from groot_lib.expected_gap import SUSPECT_FACTOR, assess, expected_gap
+from groot_lib.core import code_identity
+
+from groot_lib.core import machine
+
+from groot_lib.workbench import summary
+from groot_lib.compare.tensors import compare_close
+from groot_lib.compare.expected_gap import SUSPECT_FACTOR, assess, expected_gap
 
 
 def test_source_digest_follows_every_py_file(tmp_path):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from groot_lib import kernels
-from groot_lib.errors import KernelError
+from groot_lib.workbench import kernels
+from groot_lib.core.errors import KernelError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from groot_lib.artifact import load_artifact
-from groot_lib.errors import ArtifactError, CheckpointMismatchError, SchemaError
-from groot_lib.legacy import is_legacy, object_members
+from groot_lib.core.artifact import load_artifact
+from groot_lib.core.errors import ArtifactError, CheckpointMismatchError, SchemaError
+from groot_lib.core.legacy import is_legacy, object_members
 
 
 def write_legacy(path, *, meta=None, **overrides):

@@ -4,16 +4,18 @@ from conftest import run_in_env
 
 SNIPPET = """
 import json, numpy as np
-from groot_lib import runtime, tiny_layout as L
-runtime.configure_process(L.TINY_HF_HOME)
-from groot_lib import checkpoint as ck, lerobot_backend as lb
-from groot_lib.artifact import artifact_path, load_artifact
-from groot_lib.variants import get_variant
+from groot_lib.backends import process
+from groot_lib.tiny import layout as L
+process.configure_process(L.TINY_HF_HOME)
+from groot_lib.core import checkpoint as ck
+from groot_lib.backends import lerobot as lb
+from groot_lib.core.artifact import artifact_path, load_artifact
+from groot_lib.core.variants import get_variant
 art = load_artifact(artifact_path(L.RECORDED_ROOT, "libero_sim"))
-bundle = lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, "libero_sim"),
-                 variant=get_variant("fp32-sdpa"), device="cpu")
-inj = [lb.sample(bundle, art.inputs, seed=s, noise=art.initial_noise) for s in (1, 2)]
-seeded = [lb.sample(bundle, art.inputs, seed=s) for s in (1, 2)]
+with lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, "libero_sim"),
+             variant=get_variant("fp32-sdpa"), device="cpu") as bundle:
+    inj = [lb.sample(bundle, art.inputs, seed=s, noise=art.initial_noise) for s in (1, 2)]
+    seeded = [lb.sample(bundle, art.inputs, seed=s) for s in (1, 2)]
 print(json.dumps({
     "injected_equal": bool(np.array_equal(inj[0]["action_pred"], inj[1]["action_pred"])),
     "injected_noise_used": bool(np.array_equal(inj[0]["initial_noise"], art.initial_noise)),

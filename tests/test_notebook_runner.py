@@ -4,8 +4,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from groot_lib.errors import KernelError
-from groot_lib.notebook_runner import NotebookExecutionError, run_notebook
+from groot_lib.core.errors import KernelError, ParityError
+from groot_lib.workbench.notebook_runner import NotebookExecutionError, run_notebook
 
 pytestmark = pytest.mark.integration
 KERNEL = "groot-lerobot"
@@ -64,6 +64,23 @@ def test_cell_timeout_is_reported(tmp_path):
     with pytest.raises(NotebookExecutionError, match=r"timed out after 3 s at cell 0"):
         run_notebook(src, tmp_path / "slow.out.ipynb", kernel_name=KERNEL, timeout=3)
     assert (tmp_path / "slow.out.ipynb").is_file()
+
+
+def test_timeout_from_notebook_metadata_and_cell_override(tmp_path):
+    src = _nb(tmp_path / "slow.ipynb", "x = 1", "import time\ntime.sleep(60)")
+    nb = nbformat.read(str(src), as_version=4)
+    nb.metadata["execution"] = {"timeout": 600}
+    nb.cells[1].metadata["execution"] = {"timeout": 2}  # nbmake's per-cell override
+    nbformat.write(nb, str(src))
+    with pytest.raises(NotebookExecutionError, match=r"timed out after 2 s at cell 1"):
+        run_notebook(src, tmp_path / "slow.out.ipynb", kernel_name=KERNEL)
+
+
+def test_unknown_parameter_is_refused_before_any_kernel(tmp_path):
+    src = _nb(tmp_path / "p.ipynb", "print(x)", parameters="x = 1\ny = 2")
+    with pytest.raises(ParityError, match=r"unknown parameter\(s\) \['z'\]; its parameters cell declares x, y"):
+        run_notebook(src, tmp_path / "p.out.ipynb", kernel_name=KERNEL, parameters={"x": 3, "z": 4})
+    assert not (tmp_path / "p.out.ipynb").exists()
 
 
 def test_missing_kernel(tmp_path):

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from groot_lib.workflow import NOTEBOOKS
+from groot_lib.workbench.workflow import NOTEBOOKS
 
 
 def test_committed_notebooks_match_their_generator(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure  # noqa: E402
 
-from groot_lib.plots import BOUNDARY_GID, PADDING_GID, VIOLATION_GID, heatmap_grid, parity_heatmap  # noqa: E402
+from groot_lib.compare.plots import BOUNDARY_GID, PADDING_GID, VIOLATION_GID, heatmap_grid, parity_heatmap  # noqa: E402
 
 
 def _grid(seed=0, H=40, D=132):

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from groot_lib.plots import heatmap_grid
-from groot_lib.precision import LEROBOT, ORIGINAL, REFERENCE, study
+from groot_lib.compare.plots import heatmap_grid
+from groot_lib.compare.precision import LEROBOT, ORIGINAL, REFERENCE, study
 
 V = "bf16-sdpa"
 

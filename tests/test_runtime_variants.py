@@ -2,16 +2,18 @@ import os
 
 import pytest
 
-from groot_lib import runtime
-from groot_lib.errors import VariantUnavailableError
-from groot_lib.variants import VARIANTS, check_attention_ran, get_variant, require_runnable
+from groot_lib.backends import process
+
+from groot_lib.backends import tensors
+from groot_lib.core.errors import VariantUnavailableError
+from groot_lib.core.variants import VARIANTS, check_attention_ran, get_variant, require_runnable
 
 
 def test_flatten_unflatten_round_trip():
     nested = {"inputs": {"input_ids": 1, "state": 2}, "x": 3}
-    flat = runtime.flatten(nested)
+    flat = tensors.flatten(nested)
     assert flat == {"inputs.input_ids": 1, "inputs.state": 2, "x": 3}
-    assert runtime.unflatten(flat) == nested
+    assert tensors.unflatten(flat) == nested
 
 
 def test_configure_process_clears_gr00t_load_switches(monkeypatch, tmp_path):
@@ -19,7 +21,7 @@ def test_configure_process_clears_gr00t_load_switches(monkeypatch, tmp_path):
         monkeypatch.setenv(name, "restored-after-test")
     monkeypatch.setenv("GROOT_SKIP_HF_MODEL_WEIGHTS", "1")
     monkeypatch.setenv("PYTEST_CURRENT_TEST", "x")
-    seen = runtime.configure_process(tmp_path, offline=True)
+    seen = process.configure_process(tmp_path, offline=True)
     assert seen["cleared_env"] == ["GROOT_SKIP_HF_MODEL_WEIGHTS", "PYTEST_CURRENT_TEST"]
     assert "GROOT_SKIP_HF_MODEL_WEIGHTS" not in os.environ
     assert os.environ["HF_HOME"] == str(tmp_path.resolve()) and os.environ["HF_HUB_OFFLINE"] == "1"

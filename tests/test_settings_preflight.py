@@ -9,8 +9,14 @@ import time
 
 import pytest
 
-from groot_lib import preflight, producer, settings, tiny_layout
-from groot_lib.errors import ParityError, SettingError
+from groot_lib.workbench import preflight
+
+from groot_lib.pipeline import handoff
+
+from groot_lib.core import settings
+
+from groot_lib.tiny import layout as tiny_layout
+from groot_lib.core.errors import ParityError, SettingError
 
 
 def test_defaults_env_and_explicit_values_in_that_order(monkeypatch):
@@ -74,24 +80,24 @@ def test_recordings_cover_only_their_settings():
 def test_wait_for_source_fails_fast_without_a_producer(tmp_path):
     start = time.perf_counter()
     with pytest.raises(ParityError, match="no producer is running"):
-        producer.wait_for_source(tmp_path)
+        handoff.wait_for_source(tmp_path)
     assert time.perf_counter() - start < 1
 
 
 def test_wait_for_source_waits_only_while_the_announced_producer_lives(tmp_path):
-    (tmp_path / producer.RUNNING_FILE).write_text(json.dumps({"pid": os.getpid()}))  # alive: keeps waiting
+    (tmp_path / handoff.RUNNING_FILE).write_text(json.dumps({"pid": os.getpid()}))  # alive: keeps waiting
     with pytest.raises(ParityError, match="within 0 s although a producer is registered"):
-        producer.wait_for_source(tmp_path, timeout=0.3, poll=0.05)
+        handoff.wait_for_source(tmp_path, timeout=0.3, poll=0.05)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (tmp_path / producer.RUNNING_FILE).write_text(json.dumps({"pid": dead.pid}))  # gone: stop at once
+    (tmp_path / handoff.RUNNING_FILE).write_text(json.dumps({"pid": dead.pid}))  # gone: stop at once
     with pytest.raises(ParityError, match="no producer is running"):
-        producer.wait_for_source(tmp_path, timeout=30)
+        handoff.wait_for_source(tmp_path, timeout=30)
 
 
 def test_artifacts_without_a_producer_are_used_and_labelled(tmp_path, recorded_dir):
     import shutil
 
     shutil.copyfile(recorded_dir / "libero_sim.npz", tmp_path / "libero_sim.npz")
-    source = producer.wait_for_source(tmp_path)
+    source = handoff.wait_for_source(tmp_path)
     assert source["mode"] == "artifacts" and "no producer ran" in source["banner"] and "fp32-sdpa" in source["banner"]

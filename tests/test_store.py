@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from groot_lib import runtime, store
-from groot_lib.artifact import find_artifacts
-from groot_lib.atomic import atomic_save_npz, atomic_write_text
+from groot_lib.core import runinfo
+from groot_lib.core import store
+from groot_lib.core.artifact import find_artifacts
+from groot_lib.core.atomic import atomic_save_npz, atomic_write_text
 
 
 def test_key_is_stable_and_sensitive_to_every_field():
@@ -32,7 +33,7 @@ def test_code_digest_follows_the_source(tmp_path, monkeypatch):
 
 
 def test_versions_read_metadata_without_import():
-    found = runtime.versions("numpy", "surely-not-installed-dist")
+    found = runinfo.versions("numpy", "surely-not-installed-dist")
     assert found["numpy"] == np.__version__ and found["surely-not-installed-dist"] is None
 
 
@@ -50,7 +51,7 @@ def test_publish_links_atomically_and_replaces(tmp_path):
 
 WRITER = """
 import sys, numpy as np
-from groot_lib.atomic import atomic_save_npz
+from groot_lib.core.atomic import atomic_save_npz
 big = np.random.default_rng(0).standard_normal((40, 1000, 1000))  # ~300 MB: seconds to compress
 atomic_save_npz(sys.argv[1], {"out::action_pred": big})
 """

@@ -17,11 +17,11 @@ import nbformat
 import numpy as np
 import pytest
 
-from conftest import run_in_env
-from groot_lib import tiny_layout
-from groot_lib.artifact import artifact_path, load_artifact
-from groot_lib.notebook_runner import NotebookExecutionError, run_notebook
-from groot_lib.workflow import NOTEBOOKS, REPO, run_report
+from conftest import planted_notebooks, run_in_env
+from groot_lib.tiny import layout as tiny_layout
+from groot_lib.core.artifact import artifact_path
+from groot_lib.workbench.notebook_runner import NotebookExecutionError
+from groot_lib.workbench.workflow import REPO, run_report
 from test_workbench import TAG, consume, text_of
 
 FLOW_LOOP = "        for t_step in range(self.num_inference_timesteps):\n"
@@ -29,16 +29,17 @@ ACTION_PRED = '                "action_pred": actions,\n'
 GROOT_N1_7 = "policies/groot/groot_n1_7.py"
 # A planted fault: the backbone's RoPE theta 1% larger (inv_freq_i = theta^(-i/n) -> (1.01 theta)^(-i/n)).
 ROPE_FAULT = """
-import torch
-from groot_lib import lerobot_backend as _lb
+import contextlib, torch
+from groot_lib.backends import lerobot as _lb
 _load = _lb.load
+@contextlib.contextmanager
 def _load_with_rope_fault(*args, **kwargs):
-    bundle = _load(*args, **kwargs)
-    for name, module in bundle.model.named_modules():
-        if name.endswith("language_model.rotary_emb"):
-            n = module.inv_freq.numel()
-            module.inv_freq.mul_(1.01 ** (-torch.arange(n, dtype=module.inv_freq.dtype) / n))
-    return bundle
+    with _load(*args, **kwargs) as loaded:
+        for name, module in loaded.model.named_modules():
+            if name.endswith("language_model.rotary_emb"):
+                n = module.inv_freq.numel()
+                module.inv_freq.mul_(1.01 ** (-torch.arange(n, dtype=module.inv_freq.dtype) / n))
+        yield loaded
 _lb.load = _load_with_rope_fault
 """
 
@@ -58,7 +59,7 @@ def lerobot_overlay(tmp_path: Path, rel: str, old: str, new: str) -> Path:
 
 
 def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "groot_lib.workflow", "report", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "groot_lib.workbench.workflow", "report", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -103,13 +104,7 @@ def text_of_notebook(path: Path) -> str:
 
 def test_rope_fault_inside_atol_is_flagged_suspect(tmp_path):
     """A 1% RoPE-theta change moves action_pred ~5e-4: it passes atol=1e-3, and is flagged SUSPECT everywhere."""
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    shutil.copyfile(NOTEBOOKS / "producer.ipynb", notebooks / "producer.ipynb")
-    nb = nbformat.read(str(NOTEBOOKS / "consumer.ipynb"), as_version=4)
-    before = next(i for i, c in enumerate(nb.cells) if "consumer.run_all" in c.source)
-    nb.cells.insert(before, nbformat.v4.new_code_cell(ROPE_FAULT))
-    nbformat.write(nb, str(notebooks / "consumer.ipynb"))
+    notebooks = planted_notebooks(tmp_path, "consumer.ipynb", "consumer.run_all", ROPE_FAULT)
     code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
                              variants="fp32-sdpa")
     verdicts = json.loads((index.parent / "verdicts.json").read_text())
@@ -213,7 +208,7 @@ def _kernels_of(pid: int) -> list[int]:
 
 def test_ctrl_c_stops_both_kernels_within_2s_and_leaves_no_half_report(tmp_path):
     out_root = tmp_path / "reports"
-    proc = subprocess.Popen([sys.executable, "-m", "groot_lib.workflow", "report", "--tags", TAG, "--out-root",
+    proc = subprocess.Popen([sys.executable, "-m", "groot_lib.workbench.workflow", "report", "--tags", TAG, "--out-root",
                              str(out_root), "--artifacts-root", str(tmp_path / "store")], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120

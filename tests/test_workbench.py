@@ -5,17 +5,20 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 
 import nbformat
 import numpy as np
 import pytest
 
-from groot_lib import producer, tiny_layout
-from groot_lib.artifact import artifact_path, load_artifact, save_artifact
-from groot_lib.errors import MissingPackageError
-from groot_lib.notebook_runner import NotebookExecutionError, run_notebook
-from groot_lib.workflow import NOTEBOOKS, REPO, run_report
+from conftest import planted_notebooks
+from groot_lib.pipeline import handoff
+from groot_lib.pipeline import produce as producer
+
+from groot_lib.tiny import layout as tiny_layout
+from groot_lib.core.artifact import artifact_path, load_artifact, save_artifact
+from groot_lib.core.errors import MissingPackageError
+from groot_lib.workbench.notebook_runner import NotebookExecutionError, run_notebook
+from groot_lib.workbench.workflow import NOTEBOOKS, REPO, run_report
 
 TAG = "simpler_env_widowx"
 
@@ -102,13 +105,10 @@ def test_rerun_with_new_tolerances_reuses_outputs_and_shows_refusal(report):
 
 
 def test_kernel_death_mid_consumer_still_writes_the_report(tmp_path):
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    shutil.copyfile(NOTEBOOKS / "producer.ipynb", notebooks / "producer.ipynb")
-    nb = nbformat.read(str(NOTEBOOKS / "consumer.ipynb"), as_version=4)
-    after = next(i for i, c in enumerate(nb.cells) if "consumer.run_all" in c.source)
-    nb.cells.insert(after + 1, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
-    nbformat.write(nb, str(notebooks / "consumer.ipynb"))
+    notebooks = planted_notebooks(tmp_path, "consumer.ipynb", "consumer.run_all",
+                                  "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", offset=1)
+    after = next(i for i, c in enumerate(nbformat.read(str(NOTEBOOKS / "consumer.ipynb"), as_version=4).cells)
+                 if "consumer.run_all" in c.source)
     code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
                              tags=TAG, variants="fp32-sdpa")
     text = text_of(index)
@@ -120,11 +120,16 @@ def test_kernel_death_mid_consumer_still_writes_the_report(tmp_path):
 
 def test_failing_producer_stops_the_waiting_consumer(tmp_path):
     """The two notebooks run at once; when the producer fails, the consumer stops instead of waiting."""
-    code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", tags="no_such_tag")
+    notebooks = planted_notebooks(tmp_path, "producer.ipynb", "producer.produce",
+                                  "raise RuntimeError('planted producer failure')")
+    code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
+                             tags=TAG, variants="fp32-sdpa")
     text = text_of(index)
     assert code == 2
-    assert "producer.ipynb: error at cell" in text and "ParityError: embodiment tag(s) ['no_such_tag']" in text
+    assert "producer.ipynb: error at cell" in text and "RuntimeError: planted producer failure" in text
     assert "consumer.ipynb: error at cell" in text and "the producer did not finish" in text
+    summary = (index.parent / "summary.txt").read_text()
+    assert summary.startswith("gr00t-parity: ERROR (exit 2") and "ERROR producer.ipynb: error at cell" in summary
 
 
 def test_nan_and_inf_in_original_output_fail_with_counts(artifacts_copy, tmp_path):
@@ -200,5 +205,5 @@ def test_recordings_refuse_settings_they_do_not_cover(tmp_path):
     result = producer.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path, ["libero_sim"], ["fp32-sdpa"],
                                      reason="test", seed=0, batch_size=2)
     assert result.mode == "recorded" and "not run live" in result.banner
-    assert producer.read_source(tmp_path)["mode"] == "recorded"
+    assert handoff.read_source(tmp_path)["mode"] == "recorded"
     assert load_artifact(result.artifacts["libero_sim"]["fp32-sdpa"]).embodiment_tag == "libero_sim"

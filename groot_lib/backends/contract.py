@@ -1,0 +1,95 @@
+"""The contract both implementations honour, so the pipeline (and stage capture) is written once against it.
+
+Polygraphy's runner contract, for a flow-matching policy. A backend module (``backends.original``,
+``backends.lerobot``) defines, with exactly these signatures (a test checks them):
+
+* ``NAME``, ``KERNEL``: how reports and refusals name it;
+* ``identity() -> dict``: is it importable, and which code is it (version, commit, content hash);
+* ``load(checkpoint, layout, *, variant, device)``: a context manager yielding a ``Loaded`` model and
+  freeing it on exit (one model held at a time);
+* ``preprocess(loaded, layout, raw) -> {dotted key: ndarray}``: raw observations to the model's inputs;
+* ``sample(loaded, inputs, *, seed, noise=None) -> {"action_pred", "initial_noise"}``: flat inputs
+  in, seeded or noise-injected flow-matching sample out;
+* ``provenance(loaded) -> dict``: what really ran (dtype, attention read back, machine, code).
+
+What the two share (attention read-back, the sampling tail, provenance basics) lives here, once.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from groot_lib.backends import math_stack, noise, process
+from groot_lib.core import runinfo
+from groot_lib.core.variants import Variant, check_attention_ran
+
+FUNCTIONS = ("identity", "load", "preprocess", "sample", "provenance")
+
+
+@dataclass
+class Loaded:
+    """A loaded model under one variant: what ``load`` yields and every other call takes."""
+
+    model: Any  # the nn.Module with ``config`` and ``get_action``
+    checkpoint: Path
+    variant: Variant
+    device: str
+    attention: str | None
+    extra: dict = field(default_factory=dict)  # backend-specific handles (processor, policy)
+
+
+def attention_implementation(model: Any) -> str | None:
+    """The attention kernel transformers actually bound (LeRobot and gr00t fall back silently)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None) if config is not None else None
+
+
+def checked_attention(backbone: Any, variant: Variant, *, what: str) -> str | None:
+    """Read back the attention the backbone really runs; refuse when it is not the variant's."""
+    attention = attention_implementation(backbone)
+    check_attention_ran(variant, attention, what=what)
+    return attention
+
+
+@contextmanager
+def holding(loaded: Loaded) -> Iterator[Loaded]:
+    """Yield a loaded model, then let it go and give its memory back (the next variant loads alone)."""
+    try:
+        yield loaded
+    finally:
+        loaded.model = None
+        loaded.extra.clear()
+        process.free_memory()
+
+
+def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed: int,
+                   noise_in: np.ndarray | None, context: Any = None) -> dict[str, np.ndarray]:
+    """The shared tail of ``sample``: seed or inject the initial noise, run, return numpy action_pred + noise."""
+    import contextlib
+
+    import torch
+
+    config = loaded.model.config
+    shape = (batch, config.action_horizon, config.max_action_dim)
+    with torch.inference_mode(), (context or contextlib.nullcontext()):
+        out, used = noise.sample_initial_noise(call, shape, seed=seed, noise=noise_in)
+    result = {"action_pred": out["action_pred"].float().cpu().numpy()}
+    if used is not None:
+        result["initial_noise"] = np.asarray(used, dtype=np.float32)
+    return result
+
+
+def base_provenance(loaded: Loaded, implementation: str, dtype: str) -> dict[str, Any]:
+    """What every backend records: interpreter, stack versions, device, dtype, attention, machine."""
+    import torch
+
+    return {"implementation": implementation, "python": sys.version.split()[0], "torch": torch.__version__,
+            **runinfo.versions("transformers"), "device": loaded.device, "dtype": dtype,
+            "attention": loaded.attention, "variant": loaded.variant.name,
+            "machine": math_stack.machine_info(loaded.device)}

@@ -1,0 +1,130 @@
+"""LeRobot's GR00T N1.7 behind the backend contract (``backends.contract``). LeRobot kernel only.
+
+The model is loaded the way users load it (``GrootPolicy.from_pretrained`` on the raw checkpoint)
+and sampled under the same autocast ``predict_action_chunk`` uses, but ``action_pred`` is taken
+before the policy crops horizon/dims, so shape differences surface instead of being hidden.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from groot_lib.backends import contract, tensors
+from groot_lib.backends.contract import Loaded
+from groot_lib.core import code_identity, runinfo
+from groot_lib.core.checkpoint import EmbodimentLayout
+from groot_lib.core.errors import MissingPackageError
+from groot_lib.core.variants import DEFAULT_VARIANT, Variant, get_variant, require_runnable
+
+NAME, KERNEL = "LeRobot", "groot-lerobot"
+
+
+def identity() -> dict[str, Any]:
+    """Which LeRobot would be imported: version and the content hash of its sources (without importing it)."""
+    found = code_identity.package_identity("lerobot")
+    return {"available": found["code"] is not None, "version": runinfo.versions("lerobot")["lerobot"], **found}
+
+
+def require_lerobot() -> str:
+    try:
+        import lerobot
+        from lerobot.policies.groot.modeling_groot import GrootPolicy  # noqa: F401
+        from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        raise MissingPackageError(
+            f"LeRobot's GR00T policy is not importable in the groot-lerobot kernel ({type(exc).__name__}: {exc}). "
+            "Rebuild the env: `make setup` (environment-lerobot.yml pins lerobot[groot])."
+        ) from None
+    return getattr(lerobot, "__version__", None) or runinfo.versions("lerobot")["lerobot"]
+
+
+def _config(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, device: str, image_hw=(72, 96)):
+    from lerobot.configs import FeatureType, PolicyFeature
+    from lerobot.policies.groot.configuration_groot import GrootConfig
+
+    inputs = {f"observation.images.{cam}": PolicyFeature(type=FeatureType.VISUAL, shape=(3, *image_hw))
+              for cam in layout.cameras}
+    inputs["observation.state"] = PolicyFeature(type=FeatureType.STATE, shape=(layout.state_dim,))
+    return GrootConfig(
+        base_model_path=str(checkpoint),
+        embodiment_tag=layout.tag,
+        device=device,
+        input_features=inputs,
+        output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(layout.action_dim,))},
+        # LeRobot's own bf16 mode is autocast over fp32 weights (GrootConfig.use_bf16, on by default
+        # even on CPU): off for fp32 parity, on for the bf16 variants.
+        use_bf16=variant.dtype == "bfloat16",
+        use_flash_attention=variant.attention == "flash_attention_2",
+    )
+
+
+@contextmanager
+def load(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, device: str) -> Iterator[Loaded]:
+    """One model per process: the policy's weights do not depend on the embodiment tag; freed on exit."""
+    require_lerobot()
+    require_runnable(variant, device, kernel=KERNEL)
+    from lerobot.policies.groot.modeling_groot import GrootPolicy
+
+    policy = GrootPolicy.from_pretrained(str(checkpoint), config=_config(checkpoint, layout, variant=variant,
+                                                                         device=device))
+    policy.eval().to(device)
+    model = policy._groot_model
+    attention = contract.checked_attention(model.backbone.model, variant, what="LeRobot's Qwen3-VL backbone")
+    with contract.holding(Loaded(model, Path(checkpoint), variant, device, attention, {"policy": policy})) as loaded:
+        yield loaded
+
+
+def _use_bf16(loaded: Loaded) -> bool:
+    return bool(loaded.extra["policy"].config.use_bf16)
+
+
+def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
+           noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Replay collated ``inputs`` (the artifact's ``in::`` tensors, un-dotted) through the model."""
+    import torch
+
+    nested = tensors.to_torch_tree(inputs)
+    model_inputs = nested.get("inputs", nested)
+    batch = next(iter(model_inputs.values())).shape[0]
+    autocast = (torch.autocast(device_type=torch.device(loaded.device).type, dtype=torch.bfloat16)
+                if _use_bf16(loaded) else None)
+    return contract.sample_actions(loaded, lambda: loaded.model.get_action(model_inputs), batch, seed=seed,
+                                   noise_in=noise, context=autocast)
+
+
+def raw_to_lerobot_batch(layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The artifact's raw observations in LeRobot's layout: images (B,[T,]3,H,W) uint8,
+    one flat state vector in the checkpoint's group order, and ``task`` strings."""
+    import torch
+
+    batch: dict[str, Any] = {}
+    for cam in layout.cameras:
+        video = torch.from_numpy(np.ascontiguousarray(raw[f"video.{cam}"]))  # (B,T,H,W,3)
+        video = video.permute(0, 1, 4, 2, 3)
+        batch[f"observation.images.{cam}"] = video[:, 0] if video.shape[1] == 1 else video
+    state = np.concatenate([raw[f"state.{key}"][:, -1, :] for key in layout.state_dims], axis=-1)
+    batch["observation.state"] = torch.from_numpy(state.astype(np.float32))
+    batch["task"] = [str(s) for s in raw[f"language.{layout.language_key}"]]
+    return batch
+
+
+def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run LeRobot's own preprocessor pipeline (tokenizer, chat template, image packing,
+    checkpoint-driven normalisation) and return its model-input tensors."""
+    import torch
+    from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors
+
+    config = _config(loaded.checkpoint, layout, variant=get_variant(DEFAULT_VARIANT), device=loaded.device)
+    preprocessor, _ = make_groot_pre_post_processors(config)
+    out = preprocessor(raw_to_lerobot_batch(layout, raw))
+    return {k: tensors.to_numpy(v) for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+
+def provenance(loaded: Loaded) -> dict[str, Any]:
+    dtype = "bfloat16 (autocast over fp32 weights)" if _use_bf16(loaded) else "float32"
+    return {**contract.base_provenance(loaded, "lerobot (GrootPolicy, GR00T N1.7)", dtype),
+            "version": runinfo.versions("lerobot")["lerobot"], "code": code_identity.package_identity("lerobot")}

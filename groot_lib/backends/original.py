@@ -1,0 +1,104 @@
+"""NVIDIA's original ``gr00t`` behind the backend contract (``backends.contract``). Original kernel only.
+
+Mirrors ``Gr00tPolicy._get_action`` step by step (processor per sample, collator,
+``model.get_action``) but with the precision/attention chosen by the caller instead of the
+policy's hard-coded bf16, and with the initial noise recorded.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from groot_lib.backends import contract, tensors
+from groot_lib.backends.contract import Loaded
+from groot_lib.core import code_identity
+from groot_lib.core.checkpoint import EmbodimentLayout
+from groot_lib.core.errors import MissingPackageError
+from groot_lib.core.variants import Variant, require_runnable
+
+NAME, KERNEL = "original", "groot-original"
+
+
+def identity() -> dict[str, Any]:
+    """Is gr00t importable here, and which code is it: checkout, commit, uncommitted changes, content hash."""
+    try:
+        import gr00t
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not usable"
+        return {"available": False, "error": f"{type(exc).__name__}: {exc}"}
+    src = Path(gr00t.__file__).resolve().parent.parent
+    found = code_identity.package_identity("gr00t", with_git=True)
+    return {"available": True, "source": str(src), "commit": found.get("commit"), "code": found["code"],
+            "modified": found.get("modified"), "changed_files": found.get("changed_files", []),
+            "files": found["files"]}
+
+
+def require_gr00t() -> dict[str, Any]:
+    status = identity()
+    if not status["available"]:
+        raise MissingPackageError(
+            "the original `gr00t` package is not importable in the groot-original kernel "
+            f"({status['error']}). It is not on PyPI: clone NVIDIA's Isaac-GR00T (commit ab88b50 is "
+            "the one LeRobot's parity fixtures pin) and run `make setup GR00T_SRC=/path/to/Isaac-GR00T`."
+        )
+    return status
+
+
+@contextmanager
+def load(checkpoint: Path, layout: EmbodimentLayout | None, *, variant: Variant, device: str) -> Iterator[Loaded]:
+    """The whole model, whatever the tag (its weights do not depend on it); freed on exit."""
+    status = require_gr00t()
+    require_runnable(variant, device, kernel=KERNEL)
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    import gr00t.model  # noqa: F401  (registers Gr00tN1d7 with the Auto classes)
+
+    model = AutoModel.from_pretrained(str(checkpoint), use_flash_attention=variant.attention == "flash_attention_2")
+    model.eval().to(device=device, dtype=getattr(torch, variant.dtype))
+    attention = contract.checked_attention(model.backbone.model, variant, what="gr00t's Qwen3-VL backbone")
+    processor = AutoProcessor.from_pretrained(str(checkpoint))
+    processor.eval()
+    with contract.holding(Loaded(model, Path(checkpoint), variant, device, attention,
+                                 {"processor": processor, "status": status})) as loaded:
+        yield loaded
+
+
+def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Raw observations -> the collated batch ``model.get_action`` takes (policy's steps 1-3), flat numpy."""
+    from gr00t.data.embodiment_tags import EmbodimentTag
+    from gr00t.data.types import MessageType, VLAStepData
+
+    processor = loaded.extra["processor"]
+    tag = EmbodimentTag.resolve(layout.tag)
+    batch = raw[f"language.{layout.language_key}"].shape[0]
+    processed = []
+    for i in range(batch):
+        step = VLAStepData(
+            images={cam: list(raw[f"video.{cam}"][i]) for cam in layout.cameras},
+            states={key: raw[f"state.{key}"][i] for key in layout.state_dims},
+            actions={},
+            text=str(raw[f"language.{layout.language_key}"][i]),
+            embodiment=tag,
+        )
+        processed.append(processor([{"type": MessageType.EPISODE_STEP.value, "content": step}]))
+    return {k: tensors.to_numpy(v) for k, v in tensors.flatten(processor.collator(processed)).items()}
+
+
+def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
+           noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Seeded (or noise-injected) flow-matching sample from the flat collated inputs."""
+    collated = tensors.to_torch_tree(inputs)
+    batch = next(iter(collated["inputs"].values())).shape[0]
+    return contract.sample_actions(loaded, lambda: loaded.model.get_action(**collated), batch, seed=seed,
+                                   noise_in=noise)
+
+
+def provenance(loaded: Loaded) -> dict[str, Any]:
+    status = loaded.extra.get("status") or identity()
+    return {**contract.base_provenance(loaded, "gr00t (NVIDIA Isaac-GR00T)", loaded.variant.dtype),
+            "commit": status.get("commit"), "modified": status.get("modified"), "code": status.get("code"),
+            "source": status.get("source")}

@@ -1,0 +1,1 @@
+"""Comparison without torch: tensor comparison, the precision study, expected rounding gaps, heatmaps."""

@@ -1,0 +1,126 @@
+"""Parity checks without torch: model parity, preprocessor parity and the precision study, per tag.
+
+Pure comparisons of LeRobot's outputs (a ``pipeline.replay.Replay``) against an original artifact;
+``pipeline.consume`` runs LeRobot and calls these. The notebook shows what they return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from groot_lib.compare.expected_gap import assess, expected_gap
+from groot_lib.compare.precision import LEROBOT, ORIGINAL, PrecisionVerdict, study
+from groot_lib.compare.tensors import Comparison, cell_max_abs_delta, compare_close, compare_exact, violation_mask
+from groot_lib.core import checkpoint as ckpt
+from groot_lib.core.artifact import Artifact
+from groot_lib.core.variants import DEFAULT_VARIANT
+
+# Collated tensor names that must match exactly (token-level); the rest within atol/rtol.
+EXACT_INPUTS = ("input_ids", "attention_mask", "image_grid_thw", "embodiment_id")
+CLOSE_INPUTS = ("pixel_values", "state")
+
+
+@dataclass
+class TagResult:
+    tag: str
+    layout: ckpt.EmbodimentLayout
+    model: Comparison
+    preprocessor: list[Comparison]
+    lerobot_action: np.ndarray
+    original_action: np.ndarray
+    noise_mode: str
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def comparisons(self) -> list[Comparison]:
+        return [self.model, *self.preprocessor]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.comparisons)
+
+    def heatmap_data(self) -> dict:
+        """|delta| max over batch on (horizon x action dim), violations, and the valid region."""
+        shape = self.original_action.shape
+        if self.lerobot_action.shape != shape or len(shape) != 3:
+            return {}
+        if self.layout.action_horizon > shape[1] or self.layout.action_dim > shape[2]:
+            return {}  # the embodiment's valid region does not fit: heatmaps() says why
+        return {
+            "delta_hd": cell_max_abs_delta(self.lerobot_action, self.original_action),
+            "violations_hd": violation_mask(self.lerobot_action, self.original_action,
+                                            self.model.atol, self.model.rtol).any(axis=0),
+            "valid_horizon": self.layout.action_horizon,
+            "valid_dim": self.layout.action_dim,
+        }
+
+
+def model_parity(replay, artifact: Artifact, *, atol: float, rtol: float, noise_mode: str) -> Comparison:
+    """LeRobot's full ``action_pred`` (no cropping) against the original's, from the same inputs."""
+    comparison = compare_close(replay.action_pred, artifact.action_pred, name="action_pred", atol=atol, rtol=rtol,
+                               tag=artifact.embodiment_tag, check="model parity")
+    if comparison.comparable:  # set the gap against what rounding explains for this device pair
+        lerobot_device = replay.info.get("provenance", {}).get("device")
+        comparison.noise = assess(comparison.max_abs, expected_gap(
+            artifact.producer.get("device"), lerobot_device, artifact.producer.get("dtype", "float32")))
+    ours, theirs = replay.arrays.get("initial_noise"), artifact.initial_noise
+    if noise_mode == "seed" and ours is not None and theirs is not None:
+        same = ours.shape == theirs.shape and np.array_equal(ours, theirs)
+        comparison.notes.append("seeded initial noise identical to the producer's" if same else
+                                "seeded initial noise DIFFERS from the producer's (RNG/device/dtype): use noise_mode='inject'")
+    return comparison
+
+
+def preprocessor_parity(replay, artifact: Artifact, *, atol: float, rtol: float) -> list[Comparison]:
+    """LeRobot's own preprocessor on the raw observations vs the original's collated inputs."""
+    ours = replay.preprocessed
+    theirs = {k.split(".", 1)[1] if k.startswith("inputs.") else k: v for k, v in artifact.inputs.items()}
+    tag = artifact.embodiment_tag
+    results = []
+    for name in EXACT_INPUTS + CLOSE_INPUTS:
+        if name not in theirs:
+            continue
+        if name not in ours:
+            c = compare_exact(np.zeros(0), theirs[name], name=name, tag=tag, check="preprocessor parity")
+            c.passed, c.reason = False, f"LeRobot's preprocessor produced no {name!r}"
+        elif name in EXACT_INPUTS:
+            c = compare_exact(ours[name], theirs[name], name=name, tag=tag, check="preprocessor parity")
+        else:
+            c = compare_close(ours[name], theirs[name], name=name, atol=atol, rtol=rtol, tag=tag,
+                              check="preprocessor parity")
+        results.append(c)
+    extra_ours = sorted(set(ours) - set(theirs))
+    extra_theirs = sorted(set(theirs) - set(ours))
+    if results and (extra_ours or extra_theirs):
+        results[0].notes.append(f"extra keys: LeRobot only {extra_ours or '-'}; original only {extra_theirs or '-'}")
+    return results
+
+
+def precision_study(replays, artifacts: dict[str, dict[str, Artifact]], variants: list[str], *,
+                    layouts: dict[str, ckpt.EmbodimentLayout], k: float) -> list[PrecisionVerdict]:
+    """Per tag and low-precision variant: the four gaps and the k x noise-floor verdict."""
+    verdicts = []
+    for variant in variants:
+        if variant == DEFAULT_VARIANT or variant in replays.refused:
+            continue
+        for tag, ref in artifacts[DEFAULT_VARIANT].items():
+            runs = {(ORIGINAL, DEFAULT_VARIANT): ref.action_pred}
+            if (tag, DEFAULT_VARIANT) in replays.replays:
+                reference = replays.replays[(tag, DEFAULT_VARIANT)].arrays
+                runs[(LEROBOT, DEFAULT_VARIANT)] = reference.get("study_pred", reference["action_pred"])
+            if tag in artifacts.get(variant, {}):
+                runs[(ORIGINAL, variant)] = artifacts[variant][tag].action_pred
+            if (tag, variant) in replays.replays:
+                runs[(LEROBOT, variant)] = replays.replays[(tag, variant)].action_pred
+            verdicts.append(study(tag, variant, runs, k=k, valid_horizon=layouts[tag].action_horizon,
+                                  valid_dim=layouts[tag].action_dim))
+    return verdicts
+
+
+def heatmap_title(tag: str, model: Comparison) -> str:
+    """'<tag>: model parity PASS|FAIL|SUSPECT', with how far above rounding a SUSPECT gap sits."""
+    flag = f" ({model.noise.ratio:.3g}x the gap rounding explains)" if model.suspect else ""
+    return f"{tag}: model parity {model.status}{flag}"

@@ -1,0 +1,171 @@
+"""Read a raw GR00T N1.7 checkpoint's metadata and fingerprint it.
+
+Both kernels read the same sidecar JSON files, so the embodiment layouts the
+producer builds observations from and the consumer validates against come from
+one place. numpy/stdlib only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from groot_lib.core.errors import CheckpointMismatchError, ParityError
+
+SIDECARS = ("config.json", "model.safetensors.index.json", "statistics.json")
+
+
+@dataclass(frozen=True)
+class EmbodimentLayout:
+    """What one embodiment tag consumes and emits, as the checkpoint declares it."""
+
+    tag: str
+    cameras: list[str]
+    video_horizon: int
+    state_dims: dict[str, int]  # ordered as the modality config lists them
+    language_key: str
+    action_dims: dict[str, int]
+    action_horizon: int
+    embodiment_id: int | None
+
+    @property
+    def state_dim(self) -> int:
+        return sum(self.state_dims.values())
+
+    @property
+    def action_dim(self) -> int:
+        return sum(self.action_dims.values())
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ParityError(f"checkpoint file missing: {path} (a raw GR00T N1.7 checkpoint needs it)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ParityError(f"checkpoint file {path} is not valid JSON: {exc}") from None
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
+    """A local directory, or a hub id resolved from the HF cache (offline when HF_HUB_OFFLINE)."""
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    if str(checkpoint).count("/") == 1 and not path.exists():
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise ParityError(f"checkpoint {checkpoint!r} is not a directory and huggingface_hub is not installed") from None
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        try:
+            return Path(snapshot_download(str(checkpoint), local_files_only=offline))
+        except Exception as exc:  # noqa: BLE001 - hub raises many types; the message is what matters
+            raise ParityError(
+                f"could not resolve checkpoint {checkpoint!r} from the Hugging Face cache "
+                f"(HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}, offline={offline}): {exc}"
+            ) from None
+    raise ParityError(f"checkpoint {checkpoint!r} is neither a directory nor a hub id (owner/name)")
+
+
+def fingerprint(checkpoint: str | os.PathLike) -> dict:
+    """Hash of config + weights index + statistics: cheap, and changes when the model does."""
+    root = Path(checkpoint)
+    digest = hashlib.sha256()
+    for name in SIDECARS:
+        path = root / name
+        digest.update(name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+    return {"fingerprint": digest.hexdigest()[:16], "files": list(SIDECARS), "name": root.name}
+
+
+def check_fingerprint(found: str, expected: str, *, what: str) -> None:
+    if found != expected:
+        raise CheckpointMismatchError(
+            f"{what} was produced from checkpoint fingerprint {found}, but the checkpoint under "
+            f"test has fingerprint {expected}. Re-run the producer on this checkpoint."
+        )
+
+
+def embodiment_tags(checkpoint: str | os.PathLike) -> list[str]:
+    """Tags that have both statistics and a modality config (what both sides can run)."""
+    root = Path(checkpoint)
+    stats = _read_json(root / "statistics.json")
+    configs = _read_json(root / "processor_config.json").get("processor_kwargs", {}).get("modality_configs", {})
+    return sorted(set(stats) & set(configs))
+
+
+def embodiment_layout(checkpoint: str | os.PathLike, tag: str) -> EmbodimentLayout:
+    root = Path(checkpoint)
+    stats = _read_json(root / "statistics.json")
+    configs = _read_json(root / "processor_config.json").get("processor_kwargs", {}).get("modality_configs", {})
+    if tag not in configs or tag not in stats:
+        raise ParityError(
+            f"embodiment tag {tag!r} is not in {root}: statistics.json has {sorted(stats)}, "
+            f"processor_config.json has {sorted(configs)}"
+        )
+    cfg, st = configs[tag], stats[tag]
+
+    def dims(modality: str) -> dict[str, int]:
+        out = {}
+        for key in cfg[modality]["modality_keys"]:
+            entry = st.get(modality, {}).get(key)
+            if not entry or "min" not in entry:
+                raise ParityError(f"{root / 'statistics.json'}: missing {tag}.{modality}.{key}.min (needed for its dimension)")
+            out[key] = len(entry["min"])
+        return out
+
+    ids_path = root / "embodiment_id.json"
+    ids = _read_json(ids_path) if ids_path.is_file() else {}
+    return EmbodimentLayout(
+        tag=tag,
+        cameras=list(cfg["video"]["modality_keys"]),
+        video_horizon=len(cfg["video"]["delta_indices"]),
+        state_dims=dims("state"),
+        language_key=cfg["language"]["modality_keys"][0],
+        action_dims=dims("action"),
+        action_horizon=len(cfg["action"]["delta_indices"]),
+        embodiment_id=ids.get(tag),
+    )
+
+
+CONTENT_HASH_LIMIT = 64 << 20  # files up to this size are hashed; larger ones (real weights) are stat-signed
+
+
+def _files_signature(root: Path, digest) -> None:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        if stat.st_size <= CONTENT_HASH_LIMIT:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        else:  # hashing 12 GB per run is too slow; any rewrite changes size or mtime
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+
+
+def backbone_ids(checkpoint: str | os.PathLike) -> list[str]:
+    """Hub ids the two implementations read from the HF cache: the backbone, and LeRobot's processor id."""
+    from groot_lib.tiny.layout import LEROBOT_PROCESSOR_ID
+
+    model_name = _read_json(Path(checkpoint) / "config.json").get("model_name")
+    return [i for i in dict.fromkeys([model_name, LEROBOT_PROCESSOR_ID]) if i]
+
+
+def hub_cache_dir(hf_home: str | os.PathLike | None, model_id: str) -> Path:
+    """``$HF_HOME/hub/models--owner--name``: where an offline run finds ``model_id``."""
+    home = Path(hf_home or os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface").expanduser()
+    return home / "hub" / ("models--" + model_id.replace("/", "--"))
+
+
+def input_signature(checkpoint: str | os.PathLike, hf_home: str | os.PathLike | None) -> str:
+    """Hash of everything on disk a model run reads: every checkpoint file (weights included) and the
+    backbone's cached config/tokenizer. Store keys use it; the fingerprint stays the cheap sidecar hash."""
+    digest = hashlib.sha256()
+    _files_signature(Path(checkpoint), digest)
+    for model_id in backbone_ids(checkpoint):
+        cache = hub_cache_dir(hf_home, model_id)
+        digest.update(model_id.encode() + b"\0")
+        if cache.is_dir():
+            _files_signature(cache, digest)
+    return digest.hexdigest()[:20]

@@ -1,0 +1,156 @@
+"""Every knob of a report in one place: its default, environment variable, make variable, help and check.
+
+Why: a setting spelled in ten places drifts (a default here, a different one there, an env var
+only one side reads). Each ``Knob`` owns its definition; the CLI flags, the effective settings a
+report records, and the validation that runs before any kernel starts all derive from ``KNOBS``.
+Precedence: an explicit value (flag / notebook parameter) > the environment variable > the default.
+stdlib only: the tools env validates without importing torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from groot_lib.core.errors import SettingError
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+NOISE_MODES = ("seed", "inject")
+
+
+def _text(value: str) -> str:
+    return str(value).strip()
+
+
+def _int(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected an integer >= {minimum}") from None
+        if number < minimum:
+            raise ValueError(f"expected an integer >= {minimum}")
+        return number
+    return parse
+
+
+def _float(*, positive: bool) -> Callable[[Any], float]:
+    expected = "a finite number > 0" if positive else "a finite number >= 0"
+
+    def parse(value: Any) -> float:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected {expected}") from None
+        if not math.isfinite(number) or number < 0 or (positive and number == 0):
+            raise ValueError(f"expected {expected}")
+        return number
+    return parse
+
+
+def _device(value: Any) -> str:
+    device = str(value).strip() or "auto"
+    if not DEVICE_PATTERN.match(device):
+        raise ValueError("expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def _noise_mode(value: Any) -> str:
+    mode = str(value).strip()
+    if mode not in NOISE_MODES:
+        raise ValueError(f"expected one of {', '.join(NOISE_MODES)}")
+    return mode
+
+
+def _variants(value: Any) -> str:
+    from groot_lib.core.variants import VARIANTS
+
+    names = [v.strip() for v in str(value).split(",") if v.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if not names or unknown:
+        raise ValueError(f"expected a comma list of known variants ({', '.join(VARIANTS)})"
+                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    return ",".join(dict.fromkeys(names))
+
+
+def _tags(value: Any) -> str:
+    return ",".join(t.strip() for t in str(value).split(",") if t.strip())
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str  # CLI flag (--name-with-dashes), notebook parameter, key in a report's settings
+    default: Any
+    parse: Callable[[Any], Any]  # raises ValueError("expected ...")
+    help: str
+    make: str | None = None  # the Makefile variable
+    env: str | None = None  # environment variable read when no explicit value is given
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def resolve(self, given: Any) -> tuple[Any, str]:
+        """(validated value, where it came from); raises SettingError naming the knob and the source."""
+        if given not in (None, ""):
+            source, raw = f"{self.flag}" + (f" / {self.make}=" if self.make else ""), given
+        elif self.env and os.environ.get(self.env, "").strip():
+            source, raw = f"${self.env}", os.environ[self.env]
+        else:
+            return self.default, "default"
+        try:
+            return self.parse(raw), source
+        except ValueError as exc:
+            raise SettingError(f"{self.name} = {raw!r} (from {source}): {exc}. {self.help}") from None
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob("checkpoint", None, _text, "A raw GR00T N1.7 checkpoint directory, or a hub id in your HF cache; "
+         "empty is the embedded tiny default.", make="CKPT", env="GROOT_N1_7_LIBERO_CKPT"),
+    Knob("hf_home", None, _text, "The HF cache holding the checkpoint's backbone; empty is the tiny default's "
+         "isolated cache, else $HF_HOME.", make="HF_HOME"),
+    Knob("tags", "", _tags, "Comma-separated embodiment tags; empty is every tag of the checkpoint.", make="TAGS"),
+    Knob("seed", 0, _int(0), "Seed of the flow-matching sampler and of the observations.", make="SEED"),
+    Knob("batch_size", 2, _int(1), "Observations per embodiment.", make="BATCH"),
+    Knob("atol", 1e-3, _float(positive=False), "Verdict: |delta| <= atol + rtol*|reference|.", make="ATOL",
+         env="GROOT_PARITY_ATOL"),
+    Knob("rtol", 1e-3, _float(positive=False), "Verdict: |delta| <= atol + rtol*|reference|.", make="RTOL",
+         env="GROOT_PARITY_RTOL"),
+    Knob("device", "auto", _device, "auto (cuda when available), cpu, cuda or cuda:N; both sides.", make="DEVICE",
+         env="GROOT_PARITY_DEVICE"),
+    Knob("variants", "fp32-sdpa,bf16-sdpa", _variants, "Precision/attention variants: fp32 parity plus the "
+         "precision study.", make="VARIANTS"),
+    Knob("noise_mode", "seed", _noise_mode, "seed: reseed before sampling; inject: replay the producer's "
+         "recorded initial noise (use it across devices).", make="NOISE_MODE"),
+    Knob("precision_k", 2.0, _float(positive=True), "Precision verdict: cross gap <= k x the larger noise floor.",
+         make="PRECISION_K", env="GROOT_PARITY_PRECISION_K"),
+)
+BY_NAME = {knob.name: knob for knob in KNOBS}
+
+
+def resolve(given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Validated effective settings and where each came from; unknown names are an error."""
+    unknown = sorted(set(given) - set(BY_NAME))
+    if unknown:
+        raise SettingError(f"unknown setting(s) {unknown}; known: {', '.join(BY_NAME)}")
+    values, sources = {}, {}
+    for knob in KNOBS:
+        values[knob.name], sources[knob.name] = knob.resolve(given.get(knob.name))
+    return values, sources
+
+
+def parse_list(value) -> list[str] | None:
+    """Notebook/CLI parameters arrive as 'a,b' strings or lists; empty means default."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value)
+
+
+def value(name: str, given: Any = None) -> Any:
+    """One knob's effective, validated value (notebooks call this for parameters they own)."""
+    return BY_NAME[name].resolve(given)[0]

@@ -1,0 +1,60 @@
+"""Content-addressed outputs: a run whose inputs did not change reuses them instead of recomputing.
+
+A key is the hash of everything that determines an output (checkpoint fingerprint,
+tag, variant, seed, batch, observation recipe, device, package versions and the
+groot_lib code that computes it), so changing tolerances or plots reruns no model,
+while changing any of those recomputes. Entries live under
+``<root>/<kind>/<tag>__<variant>__<key>.npz``; ``make clean-artifacts`` removes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from groot_lib.core.atomic import _replace_from_temp
+
+_LIB = Path(__file__).resolve().parents[1]  # groot_lib/
+DEFAULT_ROOT = _LIB.parent / "build" / "artifacts"
+
+
+def code_digest(*modules: str) -> str:
+    """Hash of the named groot_lib modules' source ('pipeline.replay', ...): editing how an output is computed
+    invalidates it, and only the modules that compute it count (one concept per module keeps keys tight)."""
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update(name.encode() + b"\0" + (_LIB / (name.replace(".", "/") + ".py")).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def content_key(fields: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(dict(fields), sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:20]
+
+
+def entry_path(root: str | os.PathLike, kind: str, tag: str, variant: str, key: str) -> Path:
+    return Path(root) / kind / f"{tag}__{variant}__{key}.npz"
+
+
+def publish(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Place a stored entry at ``dst`` (hard link when possible, else copy), atomically."""
+    def fill(tmp: Path) -> None:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(src, tmp)
+
+    return _replace_from_temp(Path(dst), fill)

@@ -1,0 +1,1 @@
+"""What the notebooks call: produce (original kernel), replay + consume (LeRobot kernel), hand-off."""

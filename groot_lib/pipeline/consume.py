@@ -1,0 +1,258 @@
+"""Consumer: model parity, preprocessor parity and the precision study of LeRobot vs the artifacts.
+
+Runs in the groot-lerobot kernel. LeRobot's outputs come from ``replay`` (stored, so
+reruns with new tolerances load no model); everything here is comparison, and the
+notebook only displays what this module returns.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from groot_lib.core import checkpoint as ckpt
+from groot_lib.core import settings
+from groot_lib.core.atomic import atomic_write_text
+from groot_lib.core.artifact import Artifact, find_artifacts, load_artifact
+from groot_lib.compare.parity import TagResult, heatmap_title, model_parity, precision_study, preprocessor_parity
+from groot_lib.compare.tensors import Comparison
+from groot_lib.core.errors import ParityError
+from groot_lib.compare.precision import PrecisionVerdict
+from groot_lib.pipeline import handoff
+from groot_lib.pipeline.replay import ReplaySet, replay_all
+from groot_lib.core.variants import DEFAULT_VARIANT
+
+VERDICTS_FILE = "verdicts.json"
+
+
+# LeRobot's import chain in steps (about 30 s on 2 CPU cores, the consumer's slowest part).
+WARM_UP_STEPS = ("torch", "transformers", "lerobot.policies.groot.modeling_groot",
+                 "lerobot.policies.groot.processor_groot")
+
+
+def await_producer(artifacts_dir) -> tuple[dict, dict]:
+    """The consumer's first step: import LeRobot while the producer runs (``make report`` starts both
+    notebooks at once), stop importing once it is done, then take its source.json (or fail fast when no
+    producer is running). Returns (source, timings)."""
+    warm = warm_up(until=lambda: handoff.is_published(artifacts_dir))
+    start = time.perf_counter()
+    source = handoff.wait_for_source(artifacts_dir)
+    return source, {"imports": warm["seconds"], "imported": warm["imported"],
+                    "waited for producer": round(time.perf_counter() - start, 2)}
+
+
+def warm_up(until=None) -> dict:
+    """Import LeRobot's stack step by step until ``until()`` turns true.
+
+    ``make report`` starts the consumer beside the producer, so these imports overlap the
+    producer's work; once the producer is done they stop, because a rerun whose LeRobot
+    outputs are all stored needs none of them (any step left is imported on first use).
+    """
+    from groot_lib.backends import lerobot as lb
+
+    start, done = time.perf_counter(), []
+    for module in WARM_UP_STEPS:
+        if until is not None and until():
+            break
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - let the backend say what is missing and how to fix it
+            lb.require_lerobot()
+            raise
+        done.append(module)
+    return {"seconds": round(time.perf_counter() - start, 2), "imported": done}
+
+
+def tolerances(atol=None, rtol=None) -> tuple[float, float]:
+    """Parameters win; else GROOT_PARITY_ATOL / GROOT_PARITY_RTOL; else 1e-3 (validated: finite, >= 0)."""
+    return settings.value("atol", atol), settings.value("rtol", rtol)
+
+
+def device_setting(device=None) -> str:
+    return settings.value("device", device)
+
+
+def load_artifacts(artifacts_dir, checkpoint: Path, tags=None, variants=None, *,
+                   trust_legacy: bool = False) -> dict[str, dict[str, Artifact]]:
+    """variant -> tag -> artifact, validated against the checkpoint's fingerprint.
+
+    The fp32 reference must exist for every requested tag; other variants are optional
+    (the precision study reports what is missing).
+    """
+    found = find_artifacts(artifacts_dir)
+    wanted = tags or sorted(found)
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise ParityError(f"no artifact for tag(s) {missing} in {artifacts_dir}; found {sorted(found)}. "
+                          "Re-run the producer for them.")
+    expected = ckpt.fingerprint(checkpoint)["fingerprint"]
+    loaded = {}
+    for variant in [DEFAULT_VARIANT, *[v for v in (variants or []) if v != DEFAULT_VARIANT]]:
+        paths = find_artifacts(artifacts_dir, variant)
+        loaded[variant] = {t: load_artifact(paths[t], expected_fingerprint=expected, trust_legacy=trust_legacy)
+                           for t in wanted if t in paths}
+    return loaded
+
+
+@dataclass
+class ConsumerReport:
+    """Everything the consumer notebook shows and ``verdicts.json`` records."""
+
+    results: list[TagResult]
+    precision: list[PrecisionVerdict]
+    replays: ReplaySet
+    refused: dict[str, str]  # variant -> why (the producer's and this kernel's refusals)
+    k: float
+    noise_mode: str
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return (bool(self.results) and all(r.passed for r in self.results)
+                and all(v.passed for v in self.precision) and not self.refused)
+
+    @property
+    def suspect(self) -> list[Comparison]:
+        return [c for r in self.results for c in r.comparisons if c.suspect]
+
+    @property
+    def reused(self) -> bool:
+        return bool(self.replays.replays) and all(r.status == "reused" for r in self.replays.replays.values())
+
+    @contextmanager
+    def _timed_plots(self):
+        """Accumulate plotting seconds into ``timings['plots']`` (timings.json's plots phase)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
+
+    def heatmaps(self) -> list[tuple[str, bytes | str]]:
+        """(title, PNG) per tag: model parity |delta| over horizon x dim, or (title, why there is none)."""
+        from groot_lib.compare import plots
+
+        out = []
+        with self._timed_plots():
+            for r in self.results:
+                title, data = heatmap_title(r.tag, r.model), r.heatmap_data()
+                if not data:
+                    why = r.model.reason or (f"action_pred {r.original_action.shape} is smaller than the embodiment's "
+                                             f"valid region ({r.layout.action_horizon} x {r.layout.action_dim})")
+                    out.append((title, f"no heatmap: {why}"))
+                    continue
+                out.append((title, plots.png(plots.parity_heatmap(**data, title=title))))
+        return out
+
+    def precision_figures(self) -> list[tuple[str, bytes]]:
+        """(title, PNG) per tag and variant: the four gaps on one shared colour scale (heatmap_grid's)."""
+        from groot_lib.compare import plots
+
+        out = []
+        with self._timed_plots():
+            for v in self.precision:
+                panels = v.heatmap_panels()
+                if not panels:
+                    continue
+                fig = plots.heatmap_grid(panels, ncols=2)
+                fig.suptitle(f"{v.tag} / {v.variant}: {'PASS' if v.passed else 'FAIL'} ({v.reason})")
+                out.append((f"{v.tag} / {v.variant}", plots.png(fig)))
+        return out
+
+
+def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, device=None, noise_mode: str = "seed",
+            variants=None, k=None, source: dict | None = None, store_dir=None,
+            trust_legacy: bool = False) -> ConsumerReport:
+    """LeRobot replays (reused when stored), then model + preprocessor parity and the precision study."""
+    from groot_lib.backends import process
+    from groot_lib.core.artifact import find_variants
+
+    noise_mode = settings.value("noise_mode", noise_mode)
+    tags, variants = settings.parse_list(tags), settings.parse_list(variants)
+    checkpoint = ckpt.resolve_checkpoint(checkpoint)
+    atol, rtol = tolerances(atol, rtol)
+    k = settings.value("precision_k", k)
+    device = process.resolve_device(device_setting(device))
+    variants = variants or find_variants(artifacts_dir)
+    artifacts = load_artifacts(artifacts_dir, checkpoint, tags, variants, trust_legacy=trust_legacy)
+    if noise_mode == "inject":
+        lacking = [a.path.name for a in artifacts[DEFAULT_VARIANT].values() if a.initial_noise is None]
+        if lacking:
+            raise ParityError(f"noise_mode='inject' but {', '.join(lacking)} in {artifacts_dir} have no "
+                              "out::initial_noise; re-run the producer, or use noise_mode='seed'")
+    replays = replay_all(checkpoint, artifacts, variants=variants, device=device, noise_mode=noise_mode,
+                         store_dir=store_dir)
+    layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in artifacts[DEFAULT_VARIANT]}
+    results = []
+    for tag, artifact in artifacts[DEFAULT_VARIANT].items():
+        replay = replays.replays[(tag, DEFAULT_VARIANT)]
+        model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode)
+        if artifact.extra.get("legacy"):
+            model.notes.append(f"{artifact.path.name} is a legacy dump read on trust"
+                               + (f"; {artifact.extra['warning']}" if artifact.extra.get("warning") else ""))
+        pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol)
+        results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
+                                 seconds=replay.seconds))
+    precision = precision_study(replays, artifacts, variants, layouts=layouts, k=k)
+    refused = {**(source or {}).get("refused", {}), **replays.refused}
+    return ConsumerReport(results, precision, replays, refused, k, noise_mode,
+                          timings=dict(replays.timings))
+
+
+def _tag_summary(result: TagResult, limit: int = 200) -> dict:
+    data = result.heatmap_data()
+    cells = np.argwhere(data["violations_hd"]).tolist() if data else []
+    return {"passed": result.passed, "noise_mode": result.noise_mode, "seconds": round(result.seconds, 2),
+            "n_violating_cells": len(cells), "violating_cells": cells[:limit],
+            "valid_horizon": result.layout.action_horizon, "valid_dim": result.layout.action_dim}
+
+
+def json_safe(value):
+    """NaN and Inf become null: verdicts.json stays strict JSON (the rows' reasons say what was non-finite)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, (np.floating, np.integer)):
+        return json_safe(value.item())
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings: dict) -> Path:
+    """Machine-readable summary the report's index page is built from (atomic, strict JSON).
+
+    Also hard-links LeRobot's stored outputs into ``output_dir/lerobot`` so the report keeps what it
+    was judged on after ``make clean-artifacts``.
+    """
+    from groot_lib.core import machine
+    from groot_lib.core import runinfo
+    published = report.replays.publish(Path(output_dir) / "lerobot")
+    provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]
+    payload = {
+        "passed": report.passed,
+        "suspect": [f"{c.tag} / {c.check} / {c.name}" for c in report.suspect],
+        "source": source,
+        "settings": {**settings, "precision_k": report.k},
+        "lerobot": {"code": report.replays.code,
+                    "machine": next((p["machine"] for p in provenances if p.get("machine")), machine.cpu_info())},
+        "rows": [c.as_row() for r in report.results for c in r.comparisons],
+        "tags": {r.tag: _tag_summary(r) for r in report.results},
+        "precision": [v.as_row() for v in report.precision],
+        "precision_gaps": [g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps],
+        "refused": report.refused,
+        "replays": report.replays.rows(),
+        "published": [p.name for p in published],
+        "reused": report.reused,
+        "notes": report.replays.notes,
+        "timings": {**report.timings, "peak_rss_mb": runinfo.peak_rss_mb()},
+    }
+    path = Path(output_dir) / VERDICTS_FILE
+    return atomic_write_text(path, json.dumps(json_safe(payload), indent=2, default=float, allow_nan=False) + "\n")

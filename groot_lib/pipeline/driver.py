@@ -1,0 +1,66 @@
+"""One reuse-or-compute loop behind every stored output (pytest-regressions' ``perform_regression_check``,
+for models): per variant, key every job, reuse what the store holds, load ONE model for the rest,
+compute, store, free. ``produce`` (original artifacts) and ``replay`` (LeRobot outputs) are its two uses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterable, Iterator
+
+from groot_lib.core.variants import Variant
+
+
+@dataclass
+class Job:
+    """One output to reuse or compute: a tag under a variant, stored at ``path`` under ``key``."""
+
+    tag: str
+    variant: Variant
+    key: str
+    path: Path
+    context: dict = field(default_factory=dict)  # whatever the caller's compute needs for this job
+
+
+@dataclass
+class Outcome:
+    job: Job
+    status: str  # "reused" | "computed"
+    value: Any  # what read() or compute() returned
+    seconds: float = 0.0
+
+
+def get_or_compute(variants: Iterable[Variant], jobs_for: Callable[[Variant], list[Job]], *,
+                   read: Callable[[Job], Any | None], load: Callable[[Variant, list[Job]], ContextManager[Any]],
+                   compute: Callable[[Any, Job], Any], timings: dict[str, float]) -> Iterator[Outcome]:
+    """Yield an Outcome per job, variants in order, stored ones first within a variant.
+
+    ``read(job)`` returns the stored value, or None when absent or unusable (it notes why);
+    ``load(variant, todo)`` is a backend's ``load`` context manager; ``compute(loaded, job)`` computes
+    AND stores one job. No model is loaded for a variant whose jobs are all stored. ``timings`` gains
+    "checkpoint load", "compute" and "models loaded".
+    """
+    for key in ("checkpoint load", "compute", "models loaded"):
+        timings.setdefault(key, 0)
+    for variant in variants:
+        todo = []
+        for job in jobs_for(variant):
+            stored = read(job)
+            if stored is None:
+                todo.append(job)
+            else:
+                yield Outcome(job, "reused", stored)
+        if not todo:
+            continue
+        start = time.perf_counter()
+        with load(variant, todo) as loaded:
+            timings["checkpoint load"] += time.perf_counter() - start
+            timings["models loaded"] += 1
+            for job in todo:
+                start = time.perf_counter()
+                value = compute(loaded, job)
+                seconds = time.perf_counter() - start
+                timings["compute"] += seconds
+                yield Outcome(job, "computed", value, seconds)

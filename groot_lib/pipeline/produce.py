@@ -1,0 +1,181 @@
+"""Producer: per embodiment, build observations, run the original, write one artifact.
+
+Runs in the groot-original kernel. When ``gr00t`` is not importable and the
+checkpoint is the embedded tiny one, it serves the committed recordings instead
+and says so; for any other checkpoint it stops with instructions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from groot_lib.core import checkpoint as ckpt
+from groot_lib.core import settings
+from groot_lib.core.atomic import atomic_copy
+from groot_lib.core.artifact import SCHEMA, artifact_path, load_artifact, save_artifact
+from groot_lib.core.errors import MissingPackageError, ParityError
+from groot_lib.core.observations import OBSERVATION_RECIPE, build_observations
+from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, publish
+from groot_lib.core.variants import plan
+from groot_lib.pipeline import handoff
+from groot_lib.pipeline.driver import Job, get_or_compute
+from groot_lib.tiny import layout as tiny_layout
+
+# groot_lib modules whose code shapes an artifact: editing one invalidates stored artifacts.
+PRODUCER_CODE = ("pipeline.produce", "pipeline.driver", "backends.original", "backends.contract",
+                 "backends.noise", "backends.tensors", "backends.math_stack", "core.observations", "core.checkpoint",
+                 "core.artifact", "core.variants", "core.code_identity", "core.machine")
+
+
+@dataclass
+class ProducerResult:
+    mode: str  # "live" | "recorded"
+    banner: str
+    artifacts: dict[str, dict[str, Path]] = field(default_factory=dict)  # tag -> variant -> path
+    rows: list[dict] = field(default_factory=list)  # one per (tag, variant): status computed|reused|recorded
+    refused: dict[str, str] = field(default_factory=dict)  # variant -> why it cannot run here
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary_rows(self) -> list[dict]:
+        return self.rows + [{"tag": "*", "variant": v, "status": "REFUSED", "detail": why}
+                            for v, why in self.refused.items()]
+
+    def source_info(self, **extra) -> dict:
+        return {"mode": self.mode, "banner": self.banner, "rows": self.rows, "refused": self.refused,
+                "notes": self.notes, "timings": self.timings, **extra}
+
+
+def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str,
+                   *, seed: int, batch_size: int, refused: dict[str, str] | None = None) -> ProducerResult:
+    """Copy the committed recordings (validated against the checkpoint) into ``output_dir``."""
+    expected = ckpt.fingerprint(checkpoint)["fingerprint"]
+    provenance = json.loads((tiny_layout.RECORDED_ROOT / "provenance.json").read_text())
+    recorded = (provenance.get("seed"), provenance.get("batch_size"))
+    missing = [v for v in variants if v not in provenance.get("variants", [])]
+    if recorded != (seed, batch_size) or missing:
+        raise MissingPackageError(
+            f"gr00t is not importable ({reason}) and the recordings in {tiny_layout.RECORDED_ROOT} cover only "
+            f"seed={recorded[0]}, batch_size={recorded[1]}, variants={provenance.get('variants')}; asked for "
+            f"seed={seed}, batch_size={batch_size}, variants={variants}. Use those settings, or provide gr00t: "
+            "`make setup GR00T_SRC=/path/to/Isaac-GR00T`."
+        )
+    banner = (f"original outputs: recorded with gr00t {provenance.get('gr00t_commit', '?')[:12]}, not run live "
+              f"({reason}); {handoff.RECORDED_DRIFT}")
+    result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))
+    for tag in tags:
+        for variant in variants:
+            src = artifact_path(tiny_layout.RECORDED_ROOT, tag, variant)
+            load_artifact(src, expected_fingerprint=expected)  # refuse stale recordings early
+            dst = atomic_copy(src, artifact_path(output_dir, tag, variant))
+            result.artifacts.setdefault(tag, {})[variant] = dst
+            result.rows.append({"tag": tag, "variant": variant, "status": "recorded", "artifact": dst.name})
+    handoff.write_source(output_dir, result.source_info(recording=provenance))
+    return result
+
+
+def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
+    """The stored artifact at ``path`` if it is valid and was written under ``key``; else None (and why)."""
+    if not path.is_file():
+        return None
+    try:
+        artifact = load_artifact(path, expected_fingerprint=fingerprint)
+    except ParityError as exc:
+        notes.append(f"stored {path} is unusable, recomputing it: {str(exc).splitlines()[0]}")
+        return None
+    if artifact.extra.get("store_key") != key:
+        notes.append(f"stored {path} does not carry its key {key}, recomputing it")
+        return None
+    return artifact
+
+
+def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tags=None, seed=None,
+            batch_size=None, device=None, variants=None, allow_recorded: bool = True,
+            environment: dict | None = None, store_dir: str | os.PathLike | None = None) -> ProducerResult:
+    """Run the original on every requested tag and variant; one artifact per (tag, variant).
+
+    Artifacts are kept in a content-addressed store (default ``build/artifacts``) and
+    published into ``output_dir``; a valid stored one is reused and no model is loaded for it.
+    """
+    from groot_lib.backends import math_stack, process
+    from groot_lib.backends import original as ob
+    from groot_lib.core import runinfo
+
+    checkpoint = ckpt.resolve_checkpoint(checkpoint)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
+    known = ckpt.embodiment_tags(checkpoint)
+    tags = settings.parse_list(tags) or known
+    unknown = [t for t in tags if t not in known]
+    if unknown:
+        raise ParityError(f"embodiment tag(s) {unknown} are not in {checkpoint} (it has {known})")
+    seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
+    device = process.resolve_device(settings.value("device", device))
+    runnable, refused = plan(settings.parse_list(variants), device, kernel=ob.KERNEL)
+    status = ob.identity()
+    if not status["available"]:
+        if allow_recorded and tiny_layout.is_embedded_default(checkpoint):
+            return use_recordings(checkpoint, output_dir, tags, [v.name for v in runnable], seed=seed,
+                                  batch_size=batch_size, refused=refused,
+                                  reason=f"gr00t not importable: {status['error']}")
+        ob.require_gr00t()  # raises with the how-to
+
+    fp = ckpt.fingerprint(checkpoint)
+    stats = json.loads((checkpoint / "statistics.json").read_text())
+    banner = (f"original outputs: run live with gr00t {(status.get('commit') or 'unknown commit')[:12]}"
+              f"{' + uncommitted changes' if status.get('modified') else ''} (code {status.get('code')}) "
+              f"from {status['source']}")
+    result = ProducerResult(mode="live", banner=banner, refused=refused)
+    layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in tags}
+    raws = {tag: build_observations(layouts[tag], seed=seed, batch_size=batch_size, statistics=stats[tag]) for tag in tags}
+    first = runnable[0].name
+    # Keyed by content, never by names alone: gr00t's source (uncommitted edits included), every file the
+    # model reads, the machine's math stack, and groot_lib's own code.
+    base = {"schema": SCHEMA, "checkpoint": fp["fingerprint"], "seed": seed, "batch_size": batch_size,
+            "recipe": OBSERVATION_RECIPE, "device": device, "gr00t": status.get("commit"),
+            "gr00t_code": status.get("code"), "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
+            "machine": math_stack.machine_info(device),
+            "versions": runinfo.versions("torch", "transformers", "gr00t", "numpy"),
+            "code": code_digest(*PRODUCER_CODE)}
+    first_noise: dict[str, object] = {}
+    timings: dict[str, float] = {}
+
+    def jobs_for(variant):
+        noise = "drawn after seeding" if variant.name == first else f"injected from {first}"
+        jobs = []
+        for tag in tags:
+            key = content_key({**base, "tag": tag, "variant": variant.name, "noise": noise})
+            jobs.append(Job(tag, variant, key, entry_path(store_dir, "original", tag, variant.name, key),
+                            {"noise": noise}))
+        return jobs
+
+    def compute(loaded, job):
+        inputs = ob.preprocess(loaded, layouts[job.tag], raws[job.tag])
+        # Later variants start from the first variant's noise: precision is then the only change.
+        out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag))
+        save_artifact(
+            job.path, embodiment_tag=job.tag, seed=seed, producer=ob.provenance(loaded), checkpoint=fp,
+            raw=raws[job.tag], inputs=inputs, outputs=out, variant=job.variant.name,
+            extra={"observation_recipe": OBSERVATION_RECIPE, "batch_size": batch_size, "noise": job.context["noise"],
+                   "store_key": job.key, "environment": environment or {}},
+        )
+        return out
+
+    outcomes = get_or_compute(
+        runnable, jobs_for, read=lambda job: _stored(job.path, job.key, fp["fingerprint"], result.notes),
+        load=lambda variant, todo: ob.load(checkpoint, None, variant=variant, device=device),
+        compute=compute, timings=timings)
+    for o in outcomes:
+        noise = o.value.initial_noise if o.status == "reused" else o.value.get("initial_noise")
+        first_noise.setdefault(o.job.tag, noise)
+        result.rows.append({"tag": o.job.tag, "variant": o.job.variant.name, "status": o.status,
+                            "seconds": round(o.seconds, 2), "key": o.job.key})
+        path = publish(o.job.path, artifact_path(output_dir, o.job.tag, o.job.variant.name))
+        result.artifacts.setdefault(o.job.tag, {})[o.job.variant.name] = path
+    result.timings = {k: round(v, 2) for k, v in timings.items()} | {"peak_rss_mb": runinfo.peak_rss_mb()}
+    handoff.write_source(output_dir, result.source_info(gr00t=status, store=str(store_dir), machine=base["machine"]))
+    return result

@@ -1,0 +1,195 @@
+"""LeRobot's side of every comparison: model replays and preprocessor runs, content-addressed.
+
+Running LeRobot is the consumer's only expensive step. Its outputs are keyed by the
+artifact's bytes, the variant, the noise mode, the device, LeRobot's package versions
+and this code, so a report that changes only tolerances or plots loads no model.
+One model is held at a time: variants run one after another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from groot_lib.core import checkpoint as ckpt
+from groot_lib.core import code_identity
+from groot_lib.core.artifact import Artifact
+from groot_lib.core.atomic import atomic_save_npz
+from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, file_digest
+from groot_lib.core.variants import DEFAULT_VARIANT, plan
+from groot_lib.pipeline.driver import Job, get_or_compute
+
+REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
+REPLAY_CODE = ("pipeline.replay", "pipeline.driver", "backends.lerobot", "backends.contract", "backends.noise",
+               "backends.tensors", "backends.math_stack", "core.checkpoint", "core.variants", "core.code_identity",
+               "core.machine")
+PRE = "pre."  # prefix of preprocessor outputs inside a replay
+
+
+@dataclass
+class Replay:
+    """What LeRobot produced for one tag under one variant."""
+
+    tag: str
+    variant: str
+    status: str  # computed | reused
+    arrays: dict[str, np.ndarray]
+    info: dict = field(default_factory=dict)  # provenance (what ran: device, dtype, attention) and seconds
+    path: Path | None = None  # the store entry, published (hard-linked) into the report folder
+
+    @property
+    def seconds(self) -> float:
+        return float(self.info.get("seconds", 0.0)) if self.status == "computed" else 0.0
+
+    @property
+    def action_pred(self) -> np.ndarray:
+        return self.arrays["action_pred"]
+
+    @property
+    def preprocessed(self) -> dict[str, np.ndarray]:
+        return {k[len(PRE):]: v for k, v in self.arrays.items() if k.startswith(PRE)}
+
+
+@dataclass
+class ReplaySet:
+    replays: dict[tuple[str, str], Replay] = field(default_factory=dict)  # (tag, variant) -> Replay
+    refused: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    code: dict = field(default_factory=dict)  # the LeRobot package under test (code_identity.package_identity)
+
+    def rows(self) -> list[dict]:
+        return [{"tag": r.tag, "variant": r.variant, "status": r.status, "seconds": round(r.seconds, 2),
+                 "attention": r.info.get("provenance", {}).get("attention"),
+                 "device": r.info.get("provenance", {}).get("device"),
+                 "lerobot code": (r.info.get("provenance", {}).get("code") or {}).get("code")}
+                for r in self.replays.values()]
+
+    def publish(self, directory) -> list[Path]:
+        """Hard-link every replay's store entry into ``directory`` (a report keeps what it was judged on)."""
+        from groot_lib.core.store import publish
+
+        return [publish(r.path, Path(directory) / f"{r.tag}__{r.variant}.npz")
+                for r in self.replays.values() if r.path is not None and r.path.is_file()]
+
+    @property
+    def models_loaded(self) -> int:
+        return int(self.timings.get("models loaded", 0))
+
+
+def _read(path: Path, key: str, notes: list[str]) -> tuple[dict[str, np.ndarray], dict] | None:
+    """A stored replay's arrays and info (provenance, seconds), or None (with a note) if unusable."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if str(arrays.pop("meta::schema")) != REPLAY_SCHEMA or str(arrays.pop("meta::key")) != key:
+            raise ValueError("schema or key differs")
+        return arrays, json.loads(str(arrays.pop("meta::info")))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        notes.append(f"stored replay {path} is unusable, recomputing it: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _write(path: Path, key: str, arrays: dict[str, np.ndarray], info: dict) -> None:
+    atomic_save_npz(path, {"meta::schema": np.array(REPLAY_SCHEMA), "meta::key": np.array(key),
+                           "meta::info": np.array(json.dumps(info, default=str)), **arrays})
+
+
+def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, reference: bool, noise_mode: str,
+             study: bool, notes: list[str]) -> dict[str, np.ndarray]:
+    """Reference variant: the parity replay (+ an injected-noise replay for the study when the
+    seeded noise differs) and the preprocessor run. Other variants: one replay from ref's noise."""
+    from groot_lib.backends import lerobot as lb
+
+    recorded_noise = ref.initial_noise
+    if not reference:
+        if recorded_noise is None:
+            notes.append(f"{ref.path.name}: no recorded initial noise; {source.variant} replay of {ref.embodiment_tag} "
+                         "is seeded instead, so its noise floor also includes RNG differences")
+        return {"action_pred": lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]}
+    out = lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise if noise_mode == "inject" else None)
+    arrays = {"action_pred": out["action_pred"]}
+    if "initial_noise" in out:
+        arrays["initial_noise"] = out["initial_noise"]
+    if study:
+        same_noise = noise_mode == "inject" or (
+            recorded_noise is not None and "initial_noise" in out
+            and np.array_equal(out["initial_noise"], recorded_noise))
+        arrays["study_pred"] = out["action_pred"] if same_noise or recorded_noise is None else \
+            lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]
+    layout = ckpt.embodiment_layout(checkpoint, source.embodiment_tag)
+    arrays.update({PRE + k: v for k, v in lb.preprocess(loaded, layout, source.raw).items()})
+    return arrays
+
+
+def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, variants: list[str], device: str,
+               noise_mode: str = "seed", store_dir=None) -> ReplaySet:
+    """LeRobot under each runnable variant (fp32 reference first), reusing stored replays.
+
+    ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant.
+    """
+    from groot_lib.backends import lerobot as lb
+    from groot_lib.backends import math_stack
+    from groot_lib.core import runinfo
+
+    store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
+    runnable, refused = plan(variants, device, kernel=lb.KERNEL)
+    result = ReplaySet(refused=refused)
+    refs = artifacts[DEFAULT_VARIANT]
+    study = len(runnable) > 1
+    # LeRobot's *source* (an edited or editable install recomputes), every file the model reads, the
+    # machine's math stack, and groot_lib's own code: never a version number alone.
+    lerobot = code_identity.package_identity("lerobot")
+    base = {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest(*REPLAY_CODE),
+            "lerobot_code": lerobot["code"], "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
+            "machine": math_stack.machine_info(device),
+            "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy")}
+    result.code = lerobot
+    digests: dict[Path, str] = {}
+
+    def digest(artifact: Artifact) -> str:  # each artifact is hashed once, however many variants use it
+        if artifact.path not in digests:
+            digests[artifact.path] = file_digest(artifact.path)
+        return digests[artifact.path]
+
+    timings: dict[str, float] = {}
+
+    def jobs_for(variant):
+        reference = variant.name == DEFAULT_VARIANT
+        jobs = []
+        for tag, ref in refs.items():
+            source = artifacts.get(variant.name, {}).get(tag, ref)
+            fields = {**base, "tag": tag, "variant": variant.name, "inputs": digest(source)}
+            fields.update({"noise_mode": noise_mode, "study": study} if reference else {"noise": digest(ref)})
+            key = content_key(fields)
+            jobs.append(Job(tag, variant, key, entry_path(store_dir, "lerobot", tag, variant.name, key),
+                            {"ref": ref, "source": source, "reference": reference}))
+        return jobs
+
+    def compute(loaded, job):
+        start = time.perf_counter()
+        arrays = _compute(loaded, checkpoint, job.context["ref"], job.context["source"],
+                          reference=job.context["reference"], noise_mode=noise_mode, study=study, notes=result.notes)
+        info = {"provenance": loaded.extra.setdefault("provenance", lb.provenance(loaded)),
+                "seconds": time.perf_counter() - start}
+        _write(job.path, job.key, arrays, info)
+        return arrays, info
+
+    def load(variant, todo):
+        return lb.load(checkpoint, ckpt.embodiment_layout(checkpoint, todo[0].tag), variant=variant, device=device)
+
+    outcomes = get_or_compute(runnable, jobs_for, read=lambda job: _read(job.path, job.key, result.notes),
+                              load=load, compute=compute, timings=timings)
+    for o in outcomes:
+        result.replays[(o.job.tag, o.job.variant.name)] = Replay(o.job.tag, o.job.variant.name, o.status, *o.value,
+                                                                 path=o.job.path)
+    result.timings = {k: round(v, 2) for k, v in timings.items()}
+    return result

@@ -1,0 +1,107 @@
+"""The embedded tiny GR00T N1.7 default: where it lives and what its embodiments look like.
+
+Kept free of torch/transformers so every environment (and the test runner) can
+ask "is this the embedded default?" without importing a model stack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY_ROOT = REPO_ROOT / "checkpoints" / "tiny"
+TINY_CHECKPOINT = TINY_ROOT / "gr00t-n1.7-tiny"
+TINY_HF_HOME = TINY_ROOT / "hf_home"
+RECORDED_ROOT = REPO_ROOT / "references" / "tiny"
+
+# The original loads config, weights and processor from ``model_name`` and only accepts
+# names containing "nvidia/Cosmos-Reason2"; LeRobot hard-codes the real 2B backbone
+# config for exactly "nvidia/Cosmos-Reason2-2B" and always reads processor assets from
+# that id. So the tiny backbone gets its own id, and its tokenizer/processor assets are
+# also cached under the 2B id.
+TINY_BACKBONE_ID = "nvidia/Cosmos-Reason2-tiny-random"
+LEROBOT_PROCESSOR_ID = "nvidia/Cosmos-Reason2-2B"
+
+# Structural values LeRobot's preprocessor assumes for N1.7.
+MAX_STATE_DIM = 132
+MAX_ACTION_DIM = 132
+ACTION_HORIZON = 40
+MAX_NUM_EMBODIMENTS = 32
+NUM_TIMESTEP_BUCKETS = 1000
+
+# Small real image path: albumentations SmallestMaxSize -> 0.95 centre crop -> resize.
+IMAGE_EDGE = 64
+CROP_FRACTION = 0.95
+
+# Embodiments both implementations know, with deliberately different layouts:
+# camera count, video history, state grouping, action horizon, relative actions.
+EMBODIMENTS: dict[str, dict] = {
+    "libero_sim": {
+        "cameras": ["image", "wrist_image"],
+        "video_delta": [0],
+        "state": {"x": 1, "y": 1, "z": 1, "roll": 1, "pitch": 1, "yaw": 1, "gripper": 1},
+        "action": {"x": 1, "y": 1, "z": 1, "roll": 1, "pitch": 1, "yaw": 1, "gripper": 1},
+        "relative": [],
+        "action_horizon": 16,
+        "language": "annotation.human.action.task_description",
+    },
+    "oxe_droid_relative_eef_relative_joint": {
+        "cameras": ["exterior_image_1_left", "wrist_image_left"],
+        "video_delta": [-15, 0],
+        "state": {"eef_9d": 9, "gripper_position": 1, "joint_position": 7},
+        "action": {"eef_9d": 9, "gripper_position": 1, "joint_position": 7},
+        "relative": ["eef_9d", "joint_position"],
+        "action_horizon": 40,
+        "language": "annotation.language.language_instruction",
+    },
+    "simpler_env_widowx": {
+        "cameras": ["image_0"],
+        "video_delta": [0],
+        "state": {"eef": 8},
+        "action": {"eef": 7},
+        "relative": [],
+        "action_horizon": 8,
+        "language": "annotation.human.action.task_description",
+    },
+    "unitree_g1_full_body_with_waist_height_nav_cmd": {
+        "cameras": ["ego_view"],
+        "video_delta": [0],
+        "state": {
+            "left_leg": 6,
+            "right_leg": 6,
+            "waist": 3,
+            "left_arm": 7,
+            "right_arm": 7,
+            "left_hand": 7,
+            "right_hand": 7,
+        },
+        "action": {
+            "left_arm": 7,
+            "right_arm": 7,
+            "left_hand": 7,
+            "right_hand": 7,
+            "waist": 3,
+            "base_height_command": 1,
+            "navigate_command": 3,
+        },
+        "relative": [],
+        "action_horizon": 30,
+        "language": "annotation.human.task_description",
+    },
+}
+
+# Projector slots, as both implementations map these tags.
+EMBODIMENT_IDS = {
+    "libero_sim": 2,
+    "oxe_droid_relative_eef_relative_joint": 24,
+    "simpler_env_widowx": 1,
+    "unitree_g1_full_body_with_waist_height_nav_cmd": 25,
+}
+
+
+def is_embedded_default(checkpoint: str | Path) -> bool:
+    """True when ``checkpoint`` is the committed tiny checkpoint (by resolved path)."""
+    try:
+        return Path(checkpoint).expanduser().resolve() == TINY_CHECKPOINT.resolve()
+    except OSError:
+        return False

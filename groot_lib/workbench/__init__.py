@@ -1,0 +1,1 @@
+"""Tools env only (never torch): envs, kernels, notebook runner, pre-flight, HTML, CLI."""

@@ -1,0 +1,250 @@
+"""``make report``: producer in the original kernel, consumer in the LeRobot kernel, HTML.
+
+    python -m groot_lib.workbench.workflow report [--checkpoint DIR|ID] [--tags a,b] [--seed N]
+        [--atol X] [--rtol X] [--device cpu|cuda|auto] [--variants fp32-sdpa,bf16-sdpa,...]
+        [--noise-mode seed|inject] [--precision-k 2] [--out-root DIR] [--artifacts-root DIR]
+
+Exit status: 0 when every verdict passes, 1 when any fails (or a variant was refused),
+2 when a setting is invalid or a notebook could not finish, 130 on Ctrl-C. The report is
+written in every case but a bad setting (refused before anything runs) and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from groot_lib.tiny import layout as tiny_layout
+from groot_lib.core.errors import ParityError
+
+REPO = tiny_layout.REPO_ROOT
+NOTEBOOKS = REPO / "notebooks"
+ORIGINAL_KERNEL, LEROBOT_KERNEL = "groot-original", "groot-lerobot"
+
+
+def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | None) -> dict:
+    """Per-phase wall time and peak RSS of one report (bench/ reads this file)."""
+    from groot_lib.workbench.notebook_runner import cell_timings
+    from groot_lib.core.runinfo import peak_rss_mb
+
+    kernels = {"producer": source.get("timings", {}), "consumer": (verdicts or {}).get("timings", {})}
+    phases: dict[str, float | None] = {}
+    for name, done in kernels.items():
+        executed = run_dir / f"{name}.ipynb"
+        if executed.exists():
+            phases[f"{name} kernel start"] = cell_timings(executed)["kernel start"]
+        phases[f"{name} checkpoint load"] = done.get("checkpoint load")
+        phases[f"{name} compute"] = done.get("compute")
+    phases["consumer imports"] = kernels["consumer"].get("imports")
+    phases["consumer waited for producer"] = kernels["consumer"].get("waited for producer")
+    phases["plots"] = kernels["consumer"].get("plots")
+    phases["html export"] = timings.get("html export")
+    phases["producer notebook"] = timings.get("producer")
+    phases["consumer notebook"] = timings.get("consumer")
+    phases["total"] = timings.get("total")
+    model = sum(v or 0.0 for k, v in phases.items() if k.endswith(("checkpoint load", "compute", "imports")))
+    return {"phases": {k: (round(v, 2) if isinstance(v, (int, float)) else v) for k, v in phases.items()},
+            "model_seconds": round(model, 2),
+            "peak_rss_mb": {**{f"{name} kernel": done.get("peak_rss_mb") for name, done in kernels.items()},
+                            "workflow": peak_rss_mb()}}
+
+
+def _fresh_dir(root: Path, stamp: str) -> Path:
+    """``root/<stamp>``, or ``<stamp>-2``... : a report never overwrites an earlier one."""
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = root / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ParityError(f"could not create a fresh report folder under {root}")
+
+
+class Interrupted(ParityError):
+    """Ctrl-C: both kernels were killed and the unfinished report folder removed."""
+
+
+def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = None,
+               notebooks: Path | None = None, **given) -> tuple[int, Path]:
+    """Validate, then producer + consumer + HTML; returns (exit status, index.html).
+
+    ``given`` holds settings by knob name (see ``settings.KNOBS``); everything is checked before a
+    kernel starts. The report folder also gets summary.txt, the text ``main`` prints.
+    """
+    import shutil
+    import threading
+
+    from groot_lib.workbench import preflight
+
+    from groot_lib.core import settings
+    from groot_lib.core.atomic import atomic_write_text
+    from groot_lib.workbench.notebook_runner import kill_kernels, run_notebook, sigint_kills_kernels
+    from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE, read_source
+    from groot_lib.workbench.report import export_html, write_index
+    from groot_lib.core.store import DEFAULT_ROOT
+    from groot_lib.workbench.summary import terminal_summary
+
+    began = time.perf_counter()
+    notebooks = Path(notebooks or NOTEBOOKS)
+    out_root, store_dir = Path(out_root or REPO / "reports"), Path(artifacts_root or DEFAULT_ROOT)
+    values, sources = settings.resolve(given)
+    plan = preflight.check(values, out_root=out_root, store_root=store_dir)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = _fresh_dir(out_root, stamp)
+    artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
+    common = {"checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags),
+              "device": values["device"], "store_dir": str(store_dir)}
+    recorded = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags),
+                "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds}
+    steps = [
+        ("producer", ORIGINAL_KERNEL, {**common, "seed": values["seed"], "batch_size": values["batch_size"],
+                                       "variants": values["variants"], "output_dir": str(artifacts_dir)}),
+        ("consumer", LEROBOT_KERNEL, {**common, "artifacts_dir": str(artifacts_dir), "atol": values["atol"],
+                                      "rtol": values["rtol"], "noise_mode": values["noise_mode"],
+                                      "precision_k": values["precision_k"], "output_dir": str(run_dir)}),
+    ]
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    # Tells the consumer a producer is on its way (it fails fast when none is).
+    atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
+    pages, timings, outcome = {}, {}, {}
+
+    def run(name: str, kernel: str, params: dict) -> None:
+        start = time.perf_counter()
+        try:
+            run_notebook(notebooks / f"{name}.ipynb", run_dir / f"{name}.ipynb", kernel_name=kernel,
+                         parameters=params, cwd=REPO)
+            outcome[name] = None
+        except ParityError as exc:  # a failing cell, a dead kernel, or no kernel at all
+            outcome[name] = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - after Ctrl-C the killed kernel surfaces here; never a traceback
+            outcome[name] = f"{name}.ipynb: {type(exc).__name__}: {exc}"
+        finally:
+            timings[name] = round(time.perf_counter() - start, 2)
+
+    # Both notebooks start at once: the consumer imports LeRobot while the producer works, then waits
+    # for the producer's source.json (or for the failure marker written here).
+    consumer = threading.Thread(target=run, args=steps[1], daemon=True, name="consumer")
+    with sigint_kills_kernels() as sigint:
+        try:
+            consumer.start()
+            run(*steps[0])
+            if outcome["producer"] and not sigint["interrupted"]:
+                atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
+            consumer.join()
+        except KeyboardInterrupt:
+            sigint["interrupted"] = True
+    if sigint["interrupted"]:
+        killed = sigint["killed"] + kill_kernels()
+        consumer.join(timeout=1.0)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise Interrupted(f"interrupted: {killed} kernel(s) stopped; the unfinished report folder {run_dir} was "
+                          "removed (stored artifacts are kept and reused next time)")
+    (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
+    errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
+    export_seconds = 0.0
+    for name, kernel, _ in steps:
+        executed = run_dir / f"{name}.ipynb"
+        if executed.exists():
+            start = time.perf_counter()
+            pages[f"{name} ({kernel})"] = export_html(executed)
+            export_seconds += time.perf_counter() - start
+    verdicts_path = run_dir / "verdicts.json"
+    verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() and not errors else None
+    source = read_source(artifacts_dir)
+    banner = source.get("banner", "original outputs: unknown")
+    code = 2 if errors else (0 if verdicts and verdicts.get("passed") else 1)
+    start = time.perf_counter()
+    index = write_index(run_dir, banner=banner, verdicts=verdicts, pages=pages, errors=errors, settings=recorded,
+                        source=source)
+    timings["html export"] = round(export_seconds + time.perf_counter() - start, 2)
+    timings["total"] = round(time.perf_counter() - began, 2)
+    atomic_write_text(run_dir / "timings.json",
+                      json.dumps(_phase_timings(run_dir, timings, source, verdicts), indent=2) + "\n")
+    refused = {**source.get("refused", {}), **(verdicts or {}).get("refused", {})}
+    atomic_write_text(run_dir / "summary.txt", terminal_summary(code=code, index=index, banner=banner,
+                                                                verdicts=verdicts, errors=errors,
+                                                                refused=refused) + "\n")
+    return code, index
+
+
+def record_references(*, variants: str | None = None, seed: int = 0, batch_size: int = 2) -> Path:
+    """Run the producer LIVE on the tiny default (CPU) into references/tiny, plus provenance.json.
+
+    Needs gr00t in the original kernel (`make setup GR00T_SRC=...`); refuses to "record" recordings.
+    """
+    from groot_lib.core.artifact import find_artifacts, load_artifact
+    from groot_lib.workbench.notebook_runner import run_notebook
+    from groot_lib.core import settings
+    from groot_lib.pipeline.handoff import read_source
+
+    variants = variants or settings.BY_NAME["variants"].default
+    out = tiny_layout.RECORDED_ROOT
+    staging = out.with_name(out.name + ".staging")
+    params = {"checkpoint": str(tiny_layout.TINY_CHECKPOINT), "hf_home": str(tiny_layout.TINY_HF_HOME), "tags": "",
+              "seed": seed, "batch_size": batch_size, "device": "cpu", "variants": variants,
+              "output_dir": str(staging)}
+    run_notebook(NOTEBOOKS / "producer.ipynb", staging / "producer.ipynb", kernel_name=ORIGINAL_KERNEL,
+                 parameters=params, cwd=REPO)
+    source = read_source(staging)
+    if source.get("mode") != "live":
+        raise ParityError(f"the producer did not run live ({source.get('banner')}); install gr00t with "
+                          "`make setup GR00T_SRC=/path/to/Isaac-GR00T` first")
+    first = load_artifact(next(iter(find_artifacts(staging).values())))
+    provenance = {
+        "gr00t_commit": source["gr00t"].get("commit"),
+        "producer": first.producer,
+        "checkpoint": first.checkpoint,
+        "seed": seed, "batch_size": batch_size, "variants": variants.split(","),
+        "command": f"make record-references (python -m groot_lib.workbench.workflow record --variants {variants})",
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (staging / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    (staging / "producer.ipynb").unlink()
+    (staging / "source.json").unlink()
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    staging.rename(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from groot_lib.core import settings
+
+    parser = argparse.ArgumentParser(prog="gr00t-parity", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("report", help="run producer + consumer and write reports/<UTC>/index.html")
+    for knob in settings.KNOBS:
+        env = f"; ${knob.env}" if knob.env else ""
+        rep.add_argument(knob.flag, dest=knob.name, help=f"{knob.help} (default {knob.default}{env})")
+    rep.add_argument("--out-root", type=Path, help="reports folder (default reports/)")
+    rep.add_argument("--artifacts-root", type=Path, help="artifact store (default build/artifacts)")
+    rec = sub.add_parser("record", help="re-record references/tiny with the live original (needs gr00t)")
+    rec.add_argument("--variants", default=settings.BY_NAME["variants"].default)
+    args = parser.parse_args(argv)
+    if args.command == "record":
+        print(record_references(variants=args.variants))
+        return 0
+    given = {knob.name: getattr(args, knob.name) for knob in settings.KNOBS}
+    try:
+        code, index = run_report(out_root=args.out_root, artifacts_root=args.artifacts_root, **given)
+    except Interrupted as exc:
+        print(f"\ngr00t-parity: {exc}", file=sys.stderr, flush=True)
+        os._exit(130)  # the killed consumer's thread must not hold the exit
+    except ParityError as exc:
+        print(f"gr00t-parity: error: {exc}", file=sys.stderr)
+        return 2
+    print((index.parent / "summary.txt").read_text(), end="")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

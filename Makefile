@@ -46,7 +46,7 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
   $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
-.PHONY: setup kernels doctor test report record-references clean-artifacts clean FORCE
+.PHONY: setup kernels doctor test report lab record-references clean-artifacts clean-reports clean FORCE
 
 setup: $(ENVS)/tools/$(STAMP) $(ENVS)/original/$(STAMP) $(ENVS)/lerobot/$(STAMP)
 
@@ -74,7 +74,7 @@ $(ENVS)/original/$(STAMP): environment-original.yml $(ENVS)/.gr00t-src $(BOOT)/b
 	  $(if $(GR00T_SRC),--gr00t-src '$(GR00T_SRC)')
 
 kernels: setup
-	$(TOOLS) -m groot_lib.workbench.kernels install --envs $(ENVS)
+	@$(TOOLS) -m groot_lib.workbench.kernels install --envs $(ENVS)
 
 doctor: kernels
 	$(TOOLS) -m groot_lib.workbench.doctor
@@ -85,6 +85,14 @@ test: kernels
 # make exits 2 on any failure (FAIL or error); ./gr00t-parity report ... keeps the workflow's own 0/1/2/130.
 report: kernels
 	@$(TOOLS) -m groot_lib.workbench.workflow report $(REPORT_ARGS)
+
+# JupyterLab with both kernels; Jupyter's config, settings and workspaces stay under build/jupyter, so
+# nothing is written to your global Jupyter config. LAB_ARGS=--no-browser etc.
+LAB_ARGS ?=
+lab: kernels
+	@JUPYTER_CONFIG_DIR=$(CURDIR)/build/jupyter/config JUPYTERLAB_SETTINGS_DIR=$(CURDIR)/build/jupyter/settings \
+	  JUPYTERLAB_WORKSPACES_DIR=$(CURDIR)/build/jupyter/workspaces \
+	  $(ENVS)/tools/bin/jupyter lab --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Re-record the committed original outputs for the tiny default (needs GR00T_SRC once).
 record-references: kernels
@@ -99,6 +107,11 @@ bench: kernels
 # The content-addressed store of original artifacts and LeRobot replays (reports keep hard links).
 clean-artifacts:
 	rm -rf build/artifacts
+
+# Keep the KEEP newest reports/<UTC stamp>/ folders (default 5).
+KEEP ?= 5
+clean-reports: kernels
+	@$(TOOLS) -m groot_lib.workbench.report clean --keep $(KEEP)
 
 clean:
 	rm -rf $(ENVS) build kernels/*/kernel.json

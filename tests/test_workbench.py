@@ -79,6 +79,34 @@ def test_precision_study_in_report(report):
     assert consumer_html.count("<img") >= 2 * len(tiny_layout.EMBODIMENTS)  # parity heatmaps + precision grids
 
 
+def test_pages_are_offline_self_contained_and_open_with_a_verdict_matrix(report):
+    _, index, verdicts, _ = report
+    page = index.read_text()
+    matrix = page[page.index("<h2>Verdict matrix</h2>"):page.index("</table>", page.index("<h2>Verdict matrix</h2>"))]
+    for tag in tiny_layout.EMBODIMENTS:
+        assert f"href='#tag-{tag}'" in matrix and f"<section id='tag-{tag}'>" in page
+    assert matrix.count("class='pass'") == 3 * len(tiny_layout.EMBODIMENTS)  # model, preprocessor, precision
+    assert page.count("src='data:image/png;base64,") == len(tiny_layout.EMBODIMENTS)  # thumbnails travel inside
+    assert "inside the valid 8 x 7 region, 0 in padding" in text_of(index)
+    for name in ("index.html", "consumer.html", "producer.html"):
+        html_text = (index.parent / name).read_text()
+        remote = re.findall(r"<(?:script|link|img)\b[^>]*(?:src|href)=[\"']https?://[^\"']*", html_text)
+        assert not remote and "import mermaid from" not in html_text, (name, remote)
+        assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html_text, name  # a collapsed log, not red boxes
+    assert '<details class="log"><summary>log (' in (index.parent / "consumer.html").read_text()
+    assert (index.parent / verdicts["figures"][TAG]).is_file()
+
+
+def test_clean_reports_keeps_the_newest(tmp_path):
+    from groot_lib.workbench.report import clean_reports
+
+    for name in ("20261101T000000Z", "20261102T000000Z", "20261102T000000Z-2", "20261103T000000Z", "notes"):
+        (tmp_path / name).mkdir()
+    removed = clean_reports(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == ["20261101T000000Z", "20261102T000000Z"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["20261102T000000Z-2", "20261103T000000Z", "notes"]
+
+
 def test_rerun_with_new_tolerances_reuses_outputs_and_shows_refusal(report):
     """Only tolerances/k change: no model reruns (one damaged stored replay is recomputed, with a note);
     a flash variant on this CPU box is refused, named in the report, and makes the run non-passing."""

@@ -77,11 +77,14 @@ def free_memory() -> None:
 
 
 def setup_notebook(checkpoint: str | None, hf_home: str | None, *, offline: bool = True) -> tuple[str, dict]:
-    """First cell of both notebooks: default to the embedded tiny checkpoint (and its isolated
-    HF cache), then configure the process before any model library is imported."""
+    """First cell of both notebooks: work from the repo root (JupyterLab starts kernels in notebooks/, papermill
+    in the repo: relative paths then mean the same in both, and default outputs land in the ignored build/),
+    default to the embedded tiny checkpoint (and its isolated HF cache), then configure the process before
+    any model library is imported."""
     from groot_lib.core import settings
     from groot_lib.tiny import layout as tiny_layout
 
+    os.chdir(tiny_layout.REPO_ROOT)
     checkpoint = settings.value("checkpoint", checkpoint) or str(tiny_layout.TINY_CHECKPOINT)
     if not hf_home and tiny_layout.is_embedded_default(checkpoint):
         hf_home = str(tiny_layout.TINY_HF_HOME)

@@ -36,6 +36,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return _replace_from_temp(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return _replace_from_temp(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return _replace_from_temp(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from groot_lib.core import checkpoint as ckpt
 from groot_lib.core import settings
-from groot_lib.core.atomic import atomic_write_text
+from groot_lib.core.atomic import atomic_write_bytes, atomic_write_text
 from groot_lib.core.artifact import Artifact, find_artifacts, load_artifact
 from groot_lib.compare.parity import TagResult, heatmap_title, model_parity, precision_study, preprocessor_parity
 from groot_lib.compare.tensors import Comparison
@@ -111,6 +111,7 @@ class ConsumerReport:
     k: float
     noise_mode: str
     timings: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict, repr=False)  # what heatmaps() drew, kept for the report folder
 
     @property
     def passed(self) -> bool:
@@ -135,10 +136,13 @@ class ConsumerReport:
             self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
 
     def heatmaps(self) -> list[tuple[str, bytes | str]]:
-        """(title, PNG) per tag: model parity |delta| over horizon x dim, or (title, why there is none)."""
+        """(title, PNG) per tag: model parity |delta| over horizon x dim, or (title, why there is none).
+        Drawn once; ``write_verdicts`` saves the same PNGs into the report folder."""
         from groot_lib.compare import plots
 
-        out = []
+        if "heatmaps" in self.figures:
+            return self.figures["heatmaps"]
+        out = self.figures.setdefault("heatmaps", [])
         with self._timed_plots():
             for r in self.results:
                 title, data = heatmap_title(r.tag, r.model), r.heatmap_data()
@@ -208,8 +212,10 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
 def _tag_summary(result: TagResult, limit: int = 200) -> dict:
     data = result.heatmap_data()
     cells = np.argwhere(data["violations_hd"]).tolist() if data else []
+    valid = [c for c in cells if c[0] < result.layout.action_horizon and c[1] < result.layout.action_dim]
     return {"passed": result.passed, "noise_mode": result.noise_mode, "seconds": round(result.seconds, 2),
             "n_violating_cells": len(cells), "violating_cells": cells[:limit],
+            "n_violating_valid": len(valid), "n_violating_padding": len(cells) - len(valid),
             "valid_horizon": result.layout.action_horizon, "valid_dim": result.layout.action_dim}
 
 
@@ -235,6 +241,10 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
     from groot_lib.core import machine
     from groot_lib.core import runinfo
     published = report.replays.publish(Path(output_dir) / "lerobot")
+    figures = {}
+    for result, (_, png) in zip(report.results, report.heatmaps()):
+        if isinstance(png, bytes):  # the index page embeds these as thumbnails
+            figures[result.tag] = atomic_write_bytes(Path(output_dir) / "figures" / f"{result.tag}.png", png).name
     provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]
     payload = {
         "passed": report.passed,
@@ -250,6 +260,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "refused": report.refused,
         "replays": report.replays.rows(),
         "published": [p.name for p in published],
+        "figures": {tag: f"figures/{name}" for tag, name in figures.items()},
         "reused": report.reused,
         "notes": report.replays.notes,
         "timings": {**report.timings, "peak_rss_mb": runinfo.peak_rss_mb()},

@@ -50,7 +50,7 @@ def kernel_spec(name: str, envs: str | Path = REPO / ".envs") -> dict:
 
 
 def install(envs: str | Path = REPO / ".envs") -> list[Path]:
-    """Write both kernel.json files; the interpreters must exist (run ``make setup``)."""
+    """Write both kernel.json files (the interpreters must exist: ``make setup``); returns those that changed."""
     from groot_lib.core.errors import KernelError
 
     written = []
@@ -59,8 +59,11 @@ def install(envs: str | Path = REPO / ".envs") -> list[Path]:
         if not Path(spec["argv"][0]).is_file():
             raise KernelError(f"kernel '{name}': interpreter {spec['argv'][0]} does not exist. Run `make setup`.")
         out = REPO / "kernels" / name / "kernel.json"
+        text = json.dumps(spec, indent=2) + "\n"
+        if out.is_file() and out.read_text() == text:
+            continue  # unchanged: nothing to say on every make target
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, json.dumps(spec, indent=2) + "\n")
+        atomic_write_text(out, text)
         written.append(out)
     return written
 
@@ -105,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "install":
             for p in install(args.envs):
-                print(f"wrote {p.relative_to(REPO)}")
-            print(f"use them with JUPYTER_PATH={jupyter_path()}")
+                print(f"wrote {p.relative_to(REPO)} (use it with JUPYTER_PATH={jupyter_path()})")
         else:
             for name, where in installed_kernels().items():
                 print(f"{name:20s} {where}")

@@ -6,9 +6,11 @@ the executed notebook on disk to open and inspect, not a wall of traceback.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
+import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,17 +20,27 @@ from groot_lib.workbench.kernels import ensure_jupyter_path, require_kernel
 
 SOURCE_LINES = 5  # how much of the failing cell the message quotes
 _RUNNING: set = set()  # kernel managers of the kernels this process started and has not shut down
+_SOCKETS: list[str] = []  # per-kernel IPC socket folders, removed at exit (and by kill_kernels, before os._exit)
 _RUNNING_LOCK = threading.Lock()
 
 
 def _tracked_kernel_manager():
-    """nbclient's kernel manager, remembering each kernel it starts so Ctrl-C can stop it at once.
+    """nbclient's kernel manager over IPC, remembering each kernel it starts so Ctrl-C can stop it at once.
 
     Kernels run in their own session (jupyter_client), so the terminal's Ctrl-C never reaches them.
     """
     from jupyter_client.manager import AsyncKernelManager
 
     class TrackedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            # Unix sockets: no TCP ports, no "unencrypted TCP" warnings. Each kernel gets its own socket folder:
+            # two kernels started at once would otherwise pick the same socket paths.
+            if kwargs.setdefault("transport", "ipc") == "ipc" and "ip" not in kwargs:
+                folder = tempfile.mkdtemp(prefix="groot-kernel-")
+                _SOCKETS.append(folder)
+                kwargs["ip"] = os.path.join(folder, "kernel")
+            super().__init__(**kwargs)
+
         async def start_kernel(self, **kwargs):
             await super().start_kernel(**kwargs)
             with _RUNNING_LOCK:
@@ -40,6 +52,14 @@ def _tracked_kernel_manager():
             return await super().shutdown_kernel(*args, **kwargs)
 
     return TrackedKernelManager
+
+
+def _remove_sockets() -> None:
+    while _SOCKETS:
+        shutil.rmtree(_SOCKETS.pop(), ignore_errors=True)
+
+
+atexit.register(_remove_sockets)
 
 
 def kill_kernels() -> int:
@@ -57,6 +77,7 @@ def kill_kernels() -> int:
             killed += 1
         except (ProcessLookupError, PermissionError):
             pass
+    _remove_sockets()
     return killed
 
 

@@ -8,23 +8,81 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 from groot_lib.core.atomic import atomic_write_text
 
 
+# CDN scripts nbconvert's template adds (require.js, MathJax, mermaid): a report needs none of them, and a
+# page that fetches them is neither offline nor self-contained.
+_REMOTE_SCRIPT = re.compile(r"<script\b[^>]*>(?:(?!</script>).)*?</script>", re.S)
+
+
+def _offline(body: str) -> str:
+    return _REMOTE_SCRIPT.sub(lambda m: "" if re.search(r"https?://", m.group(0)) else m.group(0), body)
+
+
+def _collapse_stderr(nb) -> None:
+    """Move each cell's stderr (library warnings, LeRobot's benign 'MISSING' notice) into one collapsed log,
+    so the pages show results, not red boxes; the executed .ipynb keeps the raw streams."""
+    for cell in nb.cells:
+        outputs = cell.get("outputs", [])
+        logs = [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        if not logs:
+            continue
+        text = html.escape("".join(o.get("text", "") for o in logs))
+        cell.outputs = [o for o in outputs if o not in logs] + [{
+            "output_type": "display_data", "metadata": {},
+            "data": {"text/html": f"<details class='log'><summary>log ({len(text.splitlines())} lines of stderr)"
+                                  f"</summary><pre>{text}</pre></details>"}}]
+
+
 def export_html(notebook: Path, *, hide_code: bool = True) -> Path:
-    """Executed notebook -> sibling .html (atomic)."""
+    """Executed notebook -> sibling .html (atomic): code hidden, stderr collapsed, no remote scripts."""
     import nbformat
     from nbconvert import HTMLExporter
 
+    nb = nbformat.read(str(notebook), as_version=4)
+    _collapse_stderr(nb)
     exporter = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
-    body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
-    return atomic_write_text(notebook.with_suffix(".html"), body)
+    body, _ = exporter.from_notebook_node(nb)
+    return atomic_write_text(notebook.with_suffix(".html"), _offline(body))
+
+
+REPORT_STAMP = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
+
+
+def clean_reports(root: Path, keep: int) -> list[Path]:
+    """Remove all but the ``keep`` newest report folders under ``root`` (only ``<UTC stamp>`` folders)."""
+    import shutil
+
+    if keep < 0:
+        raise ValueError(f"KEEP must be >= 0, got {keep}")
+    folders = sorted((p for p in Path(root).iterdir() if p.is_dir() and REPORT_STAMP.match(p.name)),
+                     key=lambda p: p.name, reverse=True) if Path(root).is_dir() else []
+    removed = folders[keep:]
+    for folder in removed:
+        shutil.rmtree(folder)
+    return removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m groot_lib.workbench.report")
+    sub = parser.add_subparsers(dest="command", required=True)
+    clean = sub.add_parser("clean", help="keep only the newest report folders")
+    clean.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2] / "reports")
+    clean.add_argument("--keep", type=int, default=5)
+    args = parser.parse_args(argv)
+    removed = clean_reports(args.root, args.keep)
+    print(f"removed {len(removed)} report folder(s) from {args.root}, kept the newest {args.keep}")
+    return 0
 
 
 def _table(rows: list[dict]) -> str:
-    from groot_lib.workbench.summary import fmt
+    from groot_lib.compare.numbers import fmt
 
     if not rows:
         return "<p><em>no verdicts</em></p>"
@@ -37,6 +95,61 @@ def _table(rows: list[dict]) -> str:
 
     body = "".join("<tr>" + "".join(cell(r.get(c)) for c in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _anchor(tag: str) -> str:
+    return "tag-" + re.sub(r"[^A-Za-z0-9_-]", "-", tag)
+
+
+def _status(rows: list[dict]) -> str:
+    if any(r.get("verdict") == "FAIL" for r in rows):
+        return "FAIL"
+    return "SUSPECT" if any(r.get("flag") == "SUSPECT" for r in rows) else "PASS"
+
+
+def _matrix(rows: list[dict], precision: list[dict]) -> str:
+    """Embodiment x check, coloured, each cell linking to that embodiment's section below."""
+    from groot_lib.compare.numbers import fmt
+
+    checks = list(dict.fromkeys(r["check"] for r in rows))
+    variants = list(dict.fromkeys(p["variant"] for p in precision))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in checks + [f"precision {v}" for v in variants])
+    body = []
+    for tag in dict.fromkeys(r["tag"] for r in rows):
+        cells = []
+        for check in checks:
+            group = [r for r in rows if r["tag"] == tag and r["check"] == check]
+            worst = max((r.get("max|delta|") for r in group if r.get("max|delta|") is not None), default=None)
+            status = _status(group)
+            cells.append(f"<td class='{status.lower()}'><a href='#{_anchor(tag)}'>{status}<br><small>max "
+                         f"{fmt(worst)}</small></a></td>")
+        for variant in variants:
+            row = next((p for p in precision if p["tag"] == tag and p["variant"] == variant), None)
+            status = row["verdict"] if row else "n/a"
+            ratio = (row["cross gap"] / row["bound"] * row["k"]) if row and row.get("bound") else None
+            cells.append(f"<td class='{status.lower()}'><a href='#{_anchor(tag)}'>{status}<br><small>cross / floor "
+                         f"{fmt(ratio)}</small></a></td>")
+        body.append(f"<tr><th><a href='#{_anchor(tag)}'>{html.escape(tag)}</a></th>{''.join(cells)}</tr>")
+    return (f"<h2>Verdict matrix</h2><table class='matrix'><thead><tr><th>embodiment</th>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
+    """One embodiment: its heatmap (embedded: the page stands alone), violating cells valid vs padding, rows."""
+    import base64
+
+    summary = (verdicts.get("tags") or {}).get(tag, {})
+    figure = (verdicts.get("figures") or {}).get(tag)
+    image = ""
+    if figure and (run_dir / figure).is_file():
+        data = base64.b64encode((run_dir / figure).read_bytes()).decode()
+        image = f"<img class='thumb' alt='{html.escape(tag)} heatmap' src='data:image/png;base64,{data}'>"
+    counts = (f"<p>Violating cells (horizon x dim, max over batch): {summary.get('n_violating_valid', 'n/a')} inside "
+              f"the valid {summary.get('valid_horizon')} x {summary.get('valid_dim')} region, "
+              f"{summary.get('n_violating_padding', 'n/a')} in padding.</p>") if summary else ""
+    rows = [r for r in verdicts.get("rows", []) if r["tag"] == tag]
+    return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {_status(rows)}</h3>{image}{counts}"
+            f"{_table(rows)}</section>")
 
 
 def _provenance(source: dict, verdicts: dict | None) -> str:
@@ -89,7 +202,8 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
         "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
         ".fail{background:#fdd;font-weight:bold}.pass{background:#dfd}.suspect{background:#fe9;font-weight:bold}"
-        ".banner{font-size:1.1em;padding:.5em;background:#eef}</style>",
+        ".banner{font-size:1.1em;padding:.5em;background:#eef}.matrix td{text-align:center}"
+        ".matrix a{color:inherit;text-decoration:none}.thumb{max-width:560px;display:block}</style>",
         f"<p class='banner'>{html.escape(banner)}</p>",
         f"<h1>gr00t-parity: <span class='{status.lower()}'>{status}</span></h1>",
         f"<p>{len(rows) + len(precision) - len(failing)} of {len(rows) + len(precision)} checks pass. "
@@ -105,7 +219,10 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
         parts.append(f"<pre class='fail'>{html.escape(err)}</pre>")
     for variant, why in refused.items():
         parts.append(f"<p class='fail'>REFUSED {html.escape(variant)}: {html.escape(why)}</p>")
-    parts.append("<h2>Verdicts</h2>" + _table(rows))
+    if rows:
+        parts.append(_matrix(rows, precision))
+        parts += [_tag_section(run_dir, tag, verdicts) for tag in dict.fromkeys(r["tag"] for r in rows)]
+    parts.append("<h2>All verdicts</h2>" + _table(rows))
     if precision:
         parts.append("<h2>Precision study</h2><p>Cross-implementation gap at low precision vs k x the larger "
                      "same-implementation noise floor (max |delta| on action_pred, same initial noise).</p>"
@@ -113,3 +230,7 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
     parts.append("<h2>Notebooks</h2><ul>" + "".join(
         f"<li><a href='{html.escape(p.name)}'>{html.escape(name)}</a></li>" for name, p in pages.items()) + "</ul>")
     return atomic_write_text(run_dir / "index.html", "\n".join(parts))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,17 +7,10 @@ what, without opening a page. Built from verdicts.json alone, and also saved as 
 
 from __future__ import annotations
 
+from groot_lib.compare.numbers import fmt
+
 EXIT_MEANING = {0: "every check PASSES", 1: "some check FAILS (or a variant was refused)",
                 2: "the run could not finish (error)", 130: "interrupted"}
-
-
-def fmt(value) -> str:
-    """One number format everywhere: 3 significant digits, scientific where needed; n/a for missing."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return "0" if value == 0 else f"{value:.3g}"
-    return str(value)
 
 
 def _group(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:

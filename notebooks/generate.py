@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-from groot_lib.core.settings import BY_NAME  # noqa: E402
+from groot_lib.core.settings import KNOBS  # noqa: E402
 from groot_lib.workbench.kernels import KERNELS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -41,12 +41,14 @@ def params(source: str):
 CELL_TIMEOUT = 1800  # seconds per cell (nbmake's metadata.execution.timeout): a hung cell cannot hang a report
 
 
-def knob_params(*names: str) -> str:
-    """Parameter lines derived from groot_lib.core.settings: its help, and its default (None where an
-    environment variable may set it, so a notebook run on its own still honours that variable)."""
+def knob_params(side: str) -> str:
+    """Parameter lines for the knobs of ``side`` (settings.Knob.sides): each knob's help, and its default (None
+    where an environment variable may set it, so a notebook run on its own still honours that variable)."""
     lines = []
-    for name in names:
-        knob = BY_NAME[name]
+    for knob in KNOBS:
+        if side not in knob.sides:
+            continue
+        name = knob.name
         if knob.env:
             fallback = f"${knob.env} if set" if knob.default is None else f"${knob.env}, else {knob.default}"
             lines += [f"# {knob.help} None is {fallback}", f"{name} = None"]
@@ -76,7 +78,7 @@ the first variant's initial noise), and writes one `groot-parity-artifact/1` fil
 one whose inputs did not change is **reused** and no model is loaded for it. Without `gr00t`, the embedded tiny
 default falls back to the committed recordings.
 """),
-    params(knob_params("checkpoint", "hf_home", "tags", "seed", "batch_size", "device", "variants") + """
+    params(knob_params("producer") + """
 # never reach the Hugging Face hub
 offline = True
 # where this run's artifacts are published
@@ -126,7 +128,7 @@ Runs in the **groot-lerobot** kernel.
 
 LeRobot's outputs are content-addressed: a rerun that changes only tolerances or plots loads no model.
 """),
-    params(knob_params("checkpoint", "hf_home", "tags", "atol", "rtol", "device", "noise_mode", "precision_k") + """
+    params(knob_params("consumer") + """
 # the producer's artifacts folder
 artifacts_dir = "build/artifacts/manual"
 # LeRobot variants, empty is every variant the producer wrote

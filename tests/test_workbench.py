@@ -57,6 +57,8 @@ def test_report_states_origin_first_and_passes_on_tiny_default(report):
                                                          ("preprocessor parity", "pixel_values"), ("preprocessor parity", "state")}
     failing = [r for r in rows if r["verdict"] != "PASS"]
     assert not failing, json.dumps(failing, indent=1)
+    assert verdicts["suspect"] == [] and {r["flag"] for r in rows} == {""}  # clean runs sit within rounding
+    assert all(r["x expected gap"] <= 1.0 for r in rows if r["check"] == "model parity"), rows
     assert code == 0 and verdicts["passed"] is True
     phases = json.loads((index.parent / "timings.json").read_text())["phases"]
     assert phases["consumer compute"] > 0 and phases["total"] >= max(phases["producer notebook"], phases["consumer notebook"])

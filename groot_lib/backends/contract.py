@@ -21,7 +21,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 import numpy as np
 
@@ -30,6 +30,24 @@ from groot_lib.core import runinfo
 from groot_lib.core.variants import Variant, check_attention_ran
 
 FUNCTIONS = ("identity", "load", "preprocess", "sample", "provenance")
+
+
+class Backend(Protocol):
+    """What ``backends.original`` and ``backends.lerobot`` are (modules satisfy it structurally)."""
+
+    NAME: str
+    KERNEL: str
+
+    def identity(self) -> dict: ...
+
+    def load(self, checkpoint: Path, layout: Any, *, variant: Variant, device: str) -> ContextManager[Loaded]: ...
+
+    def preprocess(self, loaded: Loaded, layout: Any, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def sample(self, loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
+               noise: np.ndarray | None = None) -> dict[str, np.ndarray]: ...
+
+    def provenance(self, loaded: Loaded) -> dict: ...
 
 
 @dataclass

@@ -88,6 +88,7 @@ class Knob:
     help: str
     make: str | None = None  # the Makefile variable
     env: str | None = None  # environment variable read when no explicit value is given
+    sides: tuple[str, ...] = ("producer", "consumer")  # which notebooks take it as a parameter
 
     @property
     def flag(self) -> str:
@@ -113,20 +114,20 @@ KNOBS: tuple[Knob, ...] = (
     Knob("hf_home", None, _text, "The HF cache holding the checkpoint's backbone; empty is the tiny default's "
          "isolated cache, else $HF_HOME.", make="HF_HOME"),
     Knob("tags", "", _tags, "Comma-separated embodiment tags; empty is every tag of the checkpoint.", make="TAGS"),
-    Knob("seed", 0, _int(0), "Seed of the flow-matching sampler and of the observations.", make="SEED"),
-    Knob("batch_size", 2, _int(1), "Observations per embodiment.", make="BATCH"),
+    Knob("seed", 0, _int(0), "Seed of the flow-matching sampler and of the observations.", make="SEED", sides=("producer",)),
+    Knob("batch_size", 2, _int(1), "Observations per embodiment.", make="BATCH", sides=("producer",)),
     Knob("atol", 1e-3, _float(positive=False), "Verdict: |delta| <= atol + rtol*|reference|.", make="ATOL",
-         env="GROOT_PARITY_ATOL"),
+         env="GROOT_PARITY_ATOL", sides=("consumer",)),
     Knob("rtol", 1e-3, _float(positive=False), "Verdict: |delta| <= atol + rtol*|reference|.", make="RTOL",
-         env="GROOT_PARITY_RTOL"),
+         env="GROOT_PARITY_RTOL", sides=("consumer",)),
     Knob("device", "auto", _device, "auto (cuda when available), cpu, cuda or cuda:N; both sides.", make="DEVICE",
          env="GROOT_PARITY_DEVICE"),
     Knob("variants", "fp32-sdpa,bf16-sdpa", _variants, "Precision/attention variants: fp32 parity plus the "
-         "precision study.", make="VARIANTS"),
+         "precision study.", make="VARIANTS", sides=("producer",)),
     Knob("noise_mode", "seed", _noise_mode, "seed: reseed before sampling; inject: replay the producer's "
-         "recorded initial noise (use it across devices).", make="NOISE_MODE"),
+         "recorded initial noise (use it across devices).", make="NOISE_MODE", sides=("consumer",)),
     Knob("precision_k", 2.0, _float(positive=True), "Precision verdict: cross gap <= k x the larger noise floor.",
-         make="PRECISION_K", env="GROOT_PARITY_PRECISION_K"),
+         make="PRECISION_K", env="GROOT_PARITY_PRECISION_K", sides=("consumer",)),
 )
 BY_NAME = {knob.name: knob for knob in KNOBS}
 
@@ -149,6 +150,11 @@ def parse_list(value) -> list[str] | None:
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     return list(value)
+
+
+def for_side(values: dict[str, Any], side: str) -> dict[str, Any]:
+    """The resolved values a side's notebook takes as parameters."""
+    return {knob.name: values[knob.name] for knob in KNOBS if side in knob.sides}
 
 
 def value(name: str, given: Any = None) -> Any:

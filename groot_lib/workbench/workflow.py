@@ -99,16 +99,14 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = _fresh_dir(out_root, stamp)
     artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
-    common = {"checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags),
-              "device": values["device"], "store_dir": str(store_dir)}
+    resolved = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags)}
     recorded = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags),
                 "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds}
-    steps = [
-        ("producer", ORIGINAL_KERNEL, {**common, "seed": values["seed"], "batch_size": values["batch_size"],
-                                       "variants": values["variants"], "output_dir": str(artifacts_dir)}),
-        ("consumer", LEROBOT_KERNEL, {**common, "artifacts_dir": str(artifacts_dir), "atol": values["atol"],
-                                      "rtol": values["rtol"], "noise_mode": values["noise_mode"],
-                                      "precision_k": values["precision_k"], "output_dir": str(run_dir)}),
+    steps = [  # each notebook gets the knobs of its side (settings.Knob.sides) plus where to read and write
+        ("producer", ORIGINAL_KERNEL, {**settings.for_side(resolved, "producer"), "store_dir": str(store_dir),
+                                       "output_dir": str(artifacts_dir)}),
+        ("consumer", LEROBOT_KERNEL, {**settings.for_side(resolved, "consumer"), "store_dir": str(store_dir),
+                                      "artifacts_dir": str(artifacts_dir), "output_dir": str(run_dir)}),
     ]
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     # Tells the consumer a producer is on its way (it fails fast when none is).
@@ -174,7 +172,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     return code, index
 
 
-def record_references(*, variants: str | None = None, seed: int = 0, batch_size: int = 2) -> Path:
+def record_references(*, variants: str | None = None, seed: int | None = None, batch_size: int | None = None) -> Path:
     """Run the producer LIVE on the tiny default (CPU) into references/tiny, plus provenance.json.
 
     Needs gr00t in the original kernel (`make setup GR00T_SRC=...`); refuses to "record" recordings.
@@ -185,6 +183,7 @@ def record_references(*, variants: str | None = None, seed: int = 0, batch_size:
     from groot_lib.pipeline.handoff import read_source
 
     variants = variants or settings.BY_NAME["variants"].default
+    seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
     out = tiny_layout.RECORDED_ROOT
     staging = out.with_name(out.name + ".staging")
     params = {"checkpoint": str(tiny_layout.TINY_CHECKPOINT), "hf_home": str(tiny_layout.TINY_HF_HOME), "tags": "",

@@ -46,7 +46,7 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
   $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
-.PHONY: setup kernels doctor test report lab record-references clean-artifacts clean-reports clean FORCE
+.PHONY: setup kernels doctor test report lab record-references clean-artifacts clean-reports compare-reports clean FORCE
 
 setup: $(ENVS)/tools/$(STAMP) $(ENVS)/original/$(STAMP) $(ENVS)/lerobot/$(STAMP)
 
@@ -107,6 +107,11 @@ bench: kernels
 # The content-addressed store of original artifacts and LeRobot replays (reports keep hard links).
 clean-artifacts:
 	rm -rf build/artifacts
+
+# How every gap changed between two reports: make compare-reports A=reports/<stamp> B=reports/<stamp>
+compare-reports: kernels
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare-reports A=reports/<stamp> B=reports/<stamp>" >&2; exit 2; }
+	@$(TOOLS) -m groot_lib.compare.reports '$(A)' '$(B)'
 
 # Keep the KEEP newest reports/<UTC stamp>/ folders (default 5).
 KEEP ?= 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 
 import nbformat
 import numpy as np
@@ -237,3 +238,26 @@ def test_recordings_refuse_settings_they_do_not_cover(tmp_path):
     assert result.mode == "recorded" and "not run live" in result.banner
     assert handoff.read_source(tmp_path)["mode"] == "recorded"
     assert load_artifact(result.artifacts["libero_sim"]["fp32-sdpa"]).embodiment_tag == "libero_sim"
+
+
+def test_compare_reports_shows_every_gap_change(report, tmp_path):
+    """Two real report folders, B with one planted change: the table and page say which gap moved, and how much."""
+    from groot_lib.compare import reports
+
+    _, index, verdicts, _ = report
+    a = index.parent
+    b = tmp_path / "B"
+    shutil.copytree(a, b)
+    changed = json.loads((b / "verdicts.json").read_text())
+    row = next(r for r in changed["rows"] if r["tag"] == TAG and r["check"] == "model parity")
+    row["max|delta|"], row["verdict"] = 5e-3, "FAIL"
+    (b / "verdicts.json").write_text(json.dumps(changed))
+    out, rows = reports.write_comparison(a, b)
+    moved = [r for r in rows if r["A max|delta|"] != r["B max|delta|"]]
+    assert [(r["tag"], r["check"], r["B max|delta|"], r["A"], r["B"]) for r in moved] == \
+        [(TAG, "model parity", 5e-3, "PASS", "FAIL")]
+    assert len(rows) == len(verdicts["rows"]) + len(verdicts["precision"])
+    page = out.read_text()
+    assert out.parent == b and "src='data:image/png;base64," in page and "0.005" in page
+    with pytest.raises(reports.ParityError, match="not a finished report: no verdicts.json"):
+        reports.load_verdicts(tmp_path)

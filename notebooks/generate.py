@@ -234,14 +234,81 @@ print(f"{len(failing)} failing check(s), {sum(not v.passed for v in report.preci
     code("""
 report.timings.update({k: warm[k] for k in ("imports", "waited for producer")})
 path = consumer.write_verdicts(report, output_dir, source=source,
-                               settings={"atol": atol, "rtol": rtol, "noise_mode": noise_mode})
+                               settings={"atol": atol, "rtol": rtol, "noise_mode": noise_mode, "checkpoint": checkpoint})
 suspect = "".join(f"\\n\\n**SUSPECT** {name}: passes atol/rtol, far above rounding" for name in
                   (f"{c.tag} / {c.name}" for c in report.suspect))
 Markdown(f"### Overall: {'PASS' if report.passed else 'FAIL'} (verdicts written to `{path.name}`){suspect}")
 """),
 ])
 
-NOTEBOOKS = {"producer.ipynb": PRODUCER, "consumer.ipynb": CONSUMER}
+EXPLORE = notebook("groot-lerobot", [
+    md("""
+# Explore a report
+
+Pick a report folder (or two: `compare_to` is the *before*), an embodiment, a batch element and a few action dims.
+Everything here reads the report folder alone (its `artifacts/` and `lerobot/` keep both sides' outputs), so old
+reports stay explorable after `make clean-artifacts`. Runs top to bottom in JupyterLab (`make lab`) and under
+papermill alike.
+"""),
+    params("""
+# report folder, empty is the newest under reports/
+report = ""
+# a second report to compare with (the earlier one), empty is none
+compare_to = ""
+# embodiment tag, empty is the report's first
+tag = ""
+batch = 0
+# action dims: indices or names like eef[0],eef[6]; empty is the first four valid dims
+dims = ""
+"""),
+    code("""
+from IPython.display import Image, Markdown
+from groot_lib.backends import process
+from groot_lib.compare import explore, reports
+from groot_lib.compare.numbers import fmt
+from groot_lib.compare.plots import png
+import pandas as pd
+
+def show(fig):
+    display(Image(png(fig)))
+
+
+process.setup_notebook(None, None)  # work from the repo root, as every notebook here does
+report = report or str(explore.newest_report("reports"))
+data = explore.load_tag(report, tag)
+before = explore.load_tag(compare_to, data.tag) if compare_to else None
+picked = explore.parse_dims(data, dims)
+Markdown(f"**{data.tag}** from `{report}`; valid region {data.valid[0]} steps x {data.valid[1]} dims; "
+         f"showing batch element {batch}, dims {', '.join(data.labels[d] for d in picked)}")
+"""),
+    md("## Trajectories: normalised, then decoded to the embodiment's units"),
+    code("""
+show(explore.trajectories(data, batch, picked, other=before))
+show(explore.trajectories(data, batch, picked, decoded=True, other=before))
+"""),
+    md("## Where: |delta| over the valid region, padding apart"),
+    code("""
+show(explore.valid_heatmap(data))
+print(explore.padding_summary(data))
+show(explore.histogram(data))
+"""),
+    md("## Worst elements, named"),
+    code("""
+worst = explore.worst_elements(data)
+for region, rows in worst.items():
+    print(f"{region}:")
+    display(pd.DataFrame(rows).style.format({"original": fmt, "LeRobot": fmt, "|delta|": fmt}) if rows else "none")
+"""),
+    md("## Before / after"),
+    code("""
+if before is None:
+    print("no compare_to report given")
+else:
+    display(pd.DataFrame(reports.gap_changes(reports.load_verdicts(compare_to), reports.load_verdicts(report))))
+"""),
+])
+
+NOTEBOOKS = {"producer.ipynb": PRODUCER, "consumer.ipynb": CONSUMER, "explore.ipynb": EXPLORE}
 
 
 def main(out_dir: Path = HERE) -> None:

@@ -261,3 +261,22 @@ def test_compare_reports_shows_every_gap_change(report, tmp_path):
     assert out.parent == b and "src='data:image/png;base64," in page and "0.005" in page
     with pytest.raises(reports.ParityError, match="not a finished report: no verdicts.json"):
         reports.load_verdicts(tmp_path)
+
+
+def test_explore_notebook_runs_on_a_report_folder(report, tmp_path):
+    """explore.ipynb under papermill in the LeRobot kernel: trajectories, valid-region heatmap, histogram, and the
+    worst elements named by (batch, step, action group[index]); before/after against a second folder."""
+    _, index, _, _ = report
+    out = run_notebook(NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb", kernel_name="groot-lerobot", cwd=REPO,
+                       parameters={"report": str(index.parent), "compare_to": str(index.parent), "tag": TAG,
+                                   "batch": 1, "dims": "eef[0],eef[6]"})
+    nb = nbformat.read(str(out), as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    text = "\n".join(o.get("text", "") + "".join(str(o.get("data", {}).get(kind, ""))
+                                                  for kind in ("text/markdown", "text/html")) for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # 2 trajectories, heatmap, histogram
+    assert "showing batch element 1, dims eef[0], eef[6]" in text
+    assert "padding (" in text and "discarded by the policy" in text
+    worst = text[text.index("valid:"):]
+    assert re.search(r"eef\[\d\]", worst) and "pad[" not in worst.split("padding:")[0]  # valid rows are named dims
+    assert "B / A" in text  # the before/after table

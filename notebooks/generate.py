@@ -178,9 +178,11 @@ pd.DataFrame(report.replays.rows())
     code("""
 from groot_lib.compare.tensors import verdict_table
 
+from groot_lib.compare.numbers import fmt
+
 table = verdict_table([c for r in results for c in r.comparisons])
 colours = {"FAIL": "background:#fdd", "PASS": "background:#dfd", "SUSPECT": "background:#fe9"}
-table.style.apply(lambda col: [colours.get(v, "") for v in col], subset=["verdict", "flag"])
+table.style.apply(lambda col: [colours.get(v, "") for v in col], subset=["verdict", "flag"]).format(fmt)
 """),
     md("""
 ## Where: |delta| over action horizon x action dim (max over the batch)
@@ -210,8 +212,9 @@ if not report.precision:
     print("no precision study: run the producer with a low-precision variant, e.g. variants='fp32-sdpa,bf16-sdpa'")
 else:
     display(pd.DataFrame([v.as_row() for v in report.precision]).style.apply(
-        lambda col: ["background:#fdd" if v == "FAIL" else "background:#dfd" for v in col], subset=["verdict"]))
-    display(pd.DataFrame([g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps]).round(6))
+        lambda col: ["background:#fdd" if v == "FAIL" else "background:#dfd" for v in col], subset=["verdict"]
+    ).format(fmt))
+    display(pd.DataFrame([g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps]).style.format(fmt))
 """),
     code("""
 for title, figure in report.precision_figures():

@@ -73,3 +73,16 @@ def test_grid_shares_colour_scale(tmp_path):
     assert sum(ax.get_ylabel() == "|delta|" for ax in fig.axes) == 1  # one shared colorbar
     fig.savefig(tmp_path / "grid.png")
     assert heatmap_grid(panels, vmax=2.0).axes[0].images[0].get_clim() == (0.0, 2.0)
+
+
+def test_focus_valid_shows_the_valid_region_and_summarises_padding():
+    from groot_lib.compare.plots import focus_valid
+
+    delta = np.zeros((40, 132))
+    delta[3, 5], delta[20, 100] = 1e-2, 5e-2
+    viol = delta > 1e-3
+    shown = focus_valid(delta, 8, 7, viol)
+    assert shown["delta_hd"].shape == (8, 7) and shown["violations_hd"].sum() == 1
+    assert shown["note"] == "valid 8x7 of 40x132 shown; padding: max |delta| 0.05, 1 cells outside tolerance"
+    full = focus_valid(delta, 40, 132, viol)
+    assert full["delta_hd"].shape == (40, 132) and full["note"] == ""

@@ -181,16 +181,23 @@ def test_perturbed_action_pred_fails_on_exactly_that_cell(artifacts_copy, tmp_pa
     path = artifact_path(artifacts_copy, TAG)
     art = load_artifact(path)
     art.outputs["action_pred"][1, 3, 5] += np.float32(1e-2)
+    art.outputs["action_pred"][0, 20, 100] += np.float32(5e-2)  # a larger error in padding: reported apart
     save_artifact(path, embodiment_tag=art.embodiment_tag, seed=art.seed, producer=art.producer,
                   checkpoint=art.checkpoint, raw=art.raw, inputs=art.inputs, outputs=art.outputs,
                   variant=art.variant, extra=art.extra)
     verdicts = consume(artifacts_copy, tmp_path / "out", tags=TAG)
     model = next(r for r in verdicts["rows"] if r["check"] == "model parity")
-    assert model["verdict"] == "FAIL" and model["mismatched"] == 1
-    assert verdicts["tags"][TAG]["violating_cells"] == [[3, 5]]
+    assert model["verdict"] == "FAIL" and model["mismatched"] == 2
+    assert verdicts["tags"][TAG]["violating_cells"] == [[3, 5], [20, 100]]
+    assert verdicts["tags"][TAG]["n_violating_valid"] == 1 and verdicts["tags"][TAG]["n_violating_padding"] == 1
+    details = "\n".join(o.get("text", "") for c in nbformat.read(str(tmp_path / "out" / "consumer.ipynb"), 4).cells
+                        for o in c.get("outputs", []))
+    worst = details[details.index("worst elements inside the valid region"):].splitlines()
+    assert worst[2].strip().startswith("batch 1, step 3, eef[5] "), worst  # the valid cell first, named
+    assert "padding outside the valid 8 steps x 7 dims: max |delta| 0.05, 1 of" in details
     # smallest atol that passes at rtol=1e-3: |delta| - rtol * |reference|
-    reference = float(art.outputs["action_pred"][1, 3, 5])
-    assert model["min atol to pass"] == pytest.approx(1e-2 - 1e-3 * abs(reference), rel=1e-3)
+    reference = float(art.outputs["action_pred"][0, 20, 100])  # the largest excess, here in padding
+    assert model["min atol to pass"] == pytest.approx(5e-2 - 1e-3 * abs(reference), rel=1e-3)
     assert all(r["verdict"] == "PASS" for r in verdicts["rows"] if r["check"] == "preprocessor parity")
 
 

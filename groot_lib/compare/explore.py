@@ -45,8 +45,7 @@ class TagData:
     @property
     def labels(self) -> list[str]:
         """'group[index]' for every valid action dim (the checkpoint's modality order), 'pad[i]' beyond."""
-        names = [f"{group}[{i}]" for group, size in self.layout.action_dims.items() for i in range(size)]
-        return names + [f"pad[{i}]" for i in range(len(names), self.original.shape[-1])]
+        return self.layout.action_labels(self.original.shape[-1])
 
     @property
     def valid(self) -> tuple[int, int]:

@@ -58,10 +58,37 @@ class TagResult:
         }
 
 
-def model_parity(replay, artifact: Artifact, *, atol: float, rtol: float, noise_mode: str) -> Comparison:
+def name_action_cells(comparison: Comparison, layout: ckpt.EmbodimentLayout, actual, expected) -> None:
+    """Worst elements inside the embodiment's valid region first, each named (batch, step, group[index]);
+    padding (computed, then discarded by the policy) reported apart in one note."""
+    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    labels = layout.action_labels(a.shape[-1])
+    comparison.name_index = lambda idx: f"batch {idx[0]}, step {idx[1]}, {labels[idx[2]]}"
+    comparison.worst_scope = " inside the valid region"
+    with np.errstate(invalid="ignore"):
+        delta = np.abs(a - e)
+    rank = np.where(np.isnan(delta), np.inf, delta)
+    inside = np.zeros(a.shape, dtype=bool)
+    inside[:, :layout.action_horizon, :layout.action_dim] = True
+    top = np.argsort(-np.where(inside, rank, -1.0), axis=None, kind="stable")[:5]
+    comparison.worst = [(idx, float(a[idx]), float(e[idx]), float(delta[idx]))
+                        for idx in (tuple(int(i) for i in np.unravel_index(t, a.shape)) for t in top) if inside[idx]]
+    padding = rank[~inside]
+    if padding.size and padding.max() > 0:
+        violating = int(violation_mask(a, e, comparison.atol, comparison.rtol)[~inside].sum())
+        comparison.notes.append(f"padding outside the valid {layout.action_horizon} steps x {layout.action_dim} dims: "
+                                f"max |delta| {float(padding.max()):.3g}, {violating} of {padding.size} cells outside "
+                                "tolerance (the policy discards these)")
+
+
+def model_parity(replay, artifact: Artifact, *, atol: float, rtol: float, noise_mode: str,
+                 layout: ckpt.EmbodimentLayout | None = None) -> Comparison:
     """LeRobot's full ``action_pred`` (no cropping) against the original's, from the same inputs."""
     comparison = compare_close(replay.action_pred, artifact.action_pred, name="action_pred", atol=atol, rtol=rtol,
                                tag=artifact.embodiment_tag, check="model parity")
+    if layout is not None and comparison.comparable and comparison.n_total and replay.action_pred.ndim == 3 \
+            and layout.action_horizon <= replay.action_pred.shape[1] and layout.action_dim <= replay.action_pred.shape[2]:
+        name_action_cells(comparison, layout, replay.action_pred, artifact.action_pred)
     if comparison.comparable:  # set the gap against what rounding explains for this device pair
         lerobot_device = replay.info.get("provenance", {}).get("device")
         comparison.noise = assess(comparison.max_abs, expected_gap(

@@ -89,6 +89,23 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
     return fig
 
 
+def focus_valid(delta_hd, valid_horizon: int | None, valid_dim: int | None, violations_hd=None) -> dict:
+    """parity_heatmap kwargs showing only the valid region (the 132-dim padding would squeeze it into a thin
+    box), with what the padding holds summarised in ``note`` for the title."""
+    delta = np.asarray(delta_hd, dtype=np.float64)
+    H, D = delta.shape
+    vh, vd = valid_horizon or H, valid_dim or D
+    if (vh, vd) == (H, D) or vh > H or vd > D:
+        return {"delta_hd": delta, "violations_hd": violations_hd, "note": ""}
+    pad = np.concatenate([delta[vh:, :].ravel(), delta[:vh, vd:].ravel()])
+    note = f"valid {vh}x{vd} of {H}x{D} shown; padding: max |delta| {_finite_max(pad):.3g}"
+    if violations_hd is not None:
+        viol = np.asarray(violations_hd, dtype=bool)
+        note += f", {int(viol.sum() - viol[:vh, :vd].sum())} cells outside tolerance"
+        violations_hd = viol[:vh, :vd]
+    return {"delta_hd": delta[:vh, :vd], "violations_hd": violations_hd, "note": note}
+
+
 def heatmap_grid(panels: list[dict], *, vmax: float | None = None, ncols: int = 2):
     """Several heatmaps on one shared colour scale (one colorbar), e.g. for a precision study.
 

@@ -157,9 +157,16 @@ class PrecisionVerdict:
 
     def heatmap_panels(self) -> list[dict]:
         """parity_heatmap kwargs for the four gaps (missing ones left out); plot on one shared scale."""
-        return [{"delta_hd": g.delta_hd, "valid_horizon": self.valid_horizon, "valid_dim": self.valid_dim,
-                 "title": f"{g.spec.role}\n{g.spec.label}: max {g.max:.3g}"}
-                for g in self.gaps if g.delta_hd is not None]
+        from groot_lib.compare.plots import focus_valid
+
+        panels = []
+        for g in self.gaps:
+            if g.delta_hd is None:
+                continue
+            shown = focus_valid(g.delta_hd, self.valid_horizon, self.valid_dim)
+            note = f"\n{shown['note']}" if shown["note"] else ""
+            panels.append({"delta_hd": shown["delta_hd"], "title": f"{g.spec.role}\n{g.spec.label}: max {g.max:.3g}{note}"})
+        return panels
 
 
 def study(tag: str, variant: str, runs: dict[tuple[str, str], np.ndarray], *, k: float = DEFAULT_K,

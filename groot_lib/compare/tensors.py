@@ -41,6 +41,8 @@ class Comparison:
     worst: list[tuple[tuple, Any, Any, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     noise: Any = None  # expected_gap.NoiseAssessment where a rounding gap is known for this row
+    name_index: Any = None  # index tuple -> words ("batch 1, step 3, eef[5]"); flat tuples when None
+    worst_scope: str = ""  # where ``worst`` was taken from, e.g. " inside the valid region"
 
     @property
     def pct_mismatch(self) -> float:
@@ -75,10 +77,11 @@ class Comparison:
             lines.append(f"  against rounding: {self.noise.describe()}")
         shown = [w for w in self.worst if not w[3] == 0.0]  # NaN deltas are shown
         if shown and (not self.passed or self.suspect):
-            lines.append(f"  worst elements (top {len(shown)} by |delta|):")
-            lines.append(f"    {'index':<18} {'actual':>14} {'expected':>14} {'|delta|':>12}")
+            lines.append(f"  worst elements{self.worst_scope} (top {len(shown)} by |delta|):")
+            lines.append(f"    {'where':<28} {'actual':>14} {'expected':>14} {'|delta|':>12}")
             for idx, a, e, d in shown:
-                lines.append(f"    {str(idx):<18} {_fmt(a):>14} {_fmt(e):>14} {_fmt(d):>12}")
+                where = self.name_index(idx) if self.name_index else str(idx)
+                lines.append(f"    {where:<28} {_fmt(a):>14} {_fmt(e):>14} {_fmt(d):>12}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

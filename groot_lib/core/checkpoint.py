@@ -39,6 +39,11 @@ class EmbodimentLayout:
     def action_dim(self) -> int:
         return sum(self.action_dims.values())
 
+    def action_labels(self, width: int | None = None) -> list[str]:
+        """'group[index]' for each valid action dim, in the modality config's order; 'pad[i]' up to ``width``."""
+        names = [f"{group}[{i}]" for group, size in self.action_dims.items() for i in range(size)]
+        return names + [f"pad[{i}]" for i in range(len(names), width or len(names))]
+
 
 def _read_json(path: Path) -> dict:
     if not path.is_file():

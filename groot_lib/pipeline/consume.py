@@ -24,7 +24,7 @@ from groot_lib.compare.parity import TagResult, heatmap_title, model_parity, pre
 from groot_lib.compare.tensors import Comparison
 from groot_lib.core.errors import ParityError
 from groot_lib.compare.precision import PrecisionVerdict
-from groot_lib.pipeline import handoff
+from groot_lib.pipeline import handoff, progress
 from groot_lib.pipeline.replay import ReplaySet, replay_all
 from groot_lib.core.variants import DEFAULT_VARIANT
 
@@ -41,6 +41,8 @@ def await_producer(artifacts_dir) -> tuple[dict, dict]:
     notebooks at once), stop importing once it is done, then take its source.json (or fail fast when no
     producer is running). Returns (source, timings)."""
     warm = warm_up(until=lambda: handoff.is_published(artifacts_dir))
+    progress.note("consumer", f"imported {', '.join(warm['imported']) or 'nothing'} in {warm['seconds']:.1f} s; "
+                              "waiting for the producer")
     start = time.perf_counter()
     source = handoff.wait_for_source(artifacts_dir)
     return source, {"imports": warm["seconds"], "imported": warm["imported"],
@@ -151,7 +153,11 @@ class ConsumerReport:
                                              f"valid region ({r.layout.action_horizon} x {r.layout.action_dim})")
                     out.append((title, f"no heatmap: {why}"))
                     continue
-                out.append((title, plots.png(plots.parity_heatmap(**data, title=title))))
+                shown = plots.focus_valid(data["delta_hd"], data["valid_horizon"], data["valid_dim"],
+                                          data["violations_hd"])
+                caption = f"{title}\n{shown['note']}" if shown["note"] else title
+                out.append((title, plots.png(plots.parity_heatmap(shown["delta_hd"], violations_hd=shown["violations_hd"],
+                                                                  title=caption))))
         return out
 
     def precision_figures(self) -> list[tuple[str, bytes]]:
@@ -196,7 +202,7 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     results = []
     for tag, artifact in artifacts[DEFAULT_VARIANT].items():
         replay = replays.replays[(tag, DEFAULT_VARIANT)]
-        model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode)
+        model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode, layout=layouts[tag])
         if artifact.extra.get("legacy"):
             model.notes.append(f"{artifact.path.name} is a legacy dump read on trust"
                                + (f"; {artifact.extra['warning']}" if artifact.extra.get("warning") else ""))

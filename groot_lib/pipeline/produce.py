@@ -20,7 +20,7 @@ from groot_lib.core.errors import MissingPackageError, ParityError
 from groot_lib.core.observations import OBSERVATION_RECIPE, build_observations
 from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, publish
 from groot_lib.core.variants import plan
-from groot_lib.pipeline import handoff
+from groot_lib.pipeline import handoff, progress
 from groot_lib.pipeline.driver import Job, get_or_compute
 from groot_lib.tiny import layout as tiny_layout
 
@@ -73,6 +73,7 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
             dst = atomic_copy(src, artifact_path(output_dir, tag, variant))
             result.artifacts.setdefault(tag, {})[variant] = dst
             result.rows.append({"tag": tag, "variant": variant, "status": "recorded", "artifact": dst.name})
+            progress.note("producer", f"{tag} {variant}: recorded (gr00t not installed)")
     handoff.write_source(output_dir, result.source_info(recording=provenance))
     return result
 
@@ -165,13 +166,19 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         )
         return out
 
+    def load(variant, todo):
+        progress.note("producer", f"loading gr00t ({variant.name}, {device}) for {len(todo)} tag(s)")
+        return ob.load(checkpoint, None, variant=variant, device=device)
+
     outcomes = get_or_compute(
         runnable, jobs_for, read=lambda job: _stored(job.path, job.key, fp["fingerprint"], result.notes),
-        load=lambda variant, todo: ob.load(checkpoint, None, variant=variant, device=device),
+        load=load,
         compute=compute, timings=timings)
     for o in outcomes:
         noise = o.value.initial_noise if o.status == "reused" else o.value.get("initial_noise")
         first_noise.setdefault(o.job.tag, noise)
+        progress.note("producer", f"{o.job.tag} {o.job.variant.name}: {o.status}"
+                      + (f" in {o.seconds:.1f} s" if o.status == "computed" else ""))
         result.rows.append({"tag": o.job.tag, "variant": o.job.variant.name, "status": o.status,
                             "seconds": round(o.seconds, 2), "key": o.job.key})
         path = publish(o.job.path, artifact_path(output_dir, o.job.tag, o.job.variant.name))

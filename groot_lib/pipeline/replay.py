@@ -23,6 +23,7 @@ from groot_lib.core.artifact import Artifact
 from groot_lib.core.atomic import atomic_save_npz
 from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, file_digest
 from groot_lib.core.variants import DEFAULT_VARIANT, plan
+from groot_lib.pipeline import progress
 from groot_lib.pipeline.driver import Job, get_or_compute
 
 REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
@@ -184,11 +185,14 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         return arrays, info
 
     def load(variant, todo):
+        progress.note("consumer", f"loading LeRobot ({variant.name}, {device}) for {len(todo)} tag(s)")
         return lb.load(checkpoint, ckpt.embodiment_layout(checkpoint, todo[0].tag), variant=variant, device=device)
 
     outcomes = get_or_compute(runnable, jobs_for, read=lambda job: _read(job.path, job.key, result.notes),
                               load=load, compute=compute, timings=timings)
     for o in outcomes:
+        progress.note("consumer", f"{o.job.tag} {o.job.variant.name}: LeRobot {o.status}"
+                      + (f" in {o.seconds:.1f} s" if o.status == "computed" else ""))
         result.replays[(o.job.tag, o.job.variant.name)] = Replay(o.job.tag, o.job.variant.name, o.status, *o.value,
                                                                  path=o.job.path)
     result.timings = {k: round(v, 2) for k, v in timings.items()}

@@ -232,8 +232,11 @@ def read_stamp(dest: str | Path) -> dict | None:
 
 
 def _run(cmd: list, **kw) -> None:
-    print("+", " ".join(map(str, cmd)), flush=True)
-    subprocess.run([str(c) for c in cmd], check=True, **kw)
+    """Run quietly (an env build is one line, not hundreds of package lines); on failure show the tail."""
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if proc.returncode:
+        sys.stderr.write((proc.stdout + proc.stderr)[-6000:])
+        raise subprocess.CalledProcessError(proc.returncode, [str(c) for c in cmd])
 
 
 def _install_gr00t(uv: str, env: Path, src: Path) -> None:
@@ -319,6 +322,7 @@ def _build_uv(spec: EnvSpec, dest: Path, python: str | Path | None) -> dict:
     _run([uv, "venv", "--quiet", "--relocatable", "--python", interp, tmp])
     reqs = tmp / "requirements.groot-env.txt"
     reqs.write_text("\n".join((["pip"] if "pip" in spec.conda else []) + spec.pip) + "\n")
+    print(f"{dest}: installing {spec.name} with uv (minutes when its packages are not cached yet)...", flush=True)
     _run([uv, "pip", "install", "--python", tmp / "bin/python", "-r", reqs])
     reqs.unlink()
     trash = _aside(dest)

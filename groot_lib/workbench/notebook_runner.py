@@ -19,6 +19,7 @@ from groot_lib.core.errors import ParityError
 from groot_lib.workbench.kernels import ensure_jupyter_path, require_kernel
 
 SOURCE_LINES = 5  # how much of the failing cell the message quotes
+KERNEL_LOG_ENV = "GROOT_PARITY_KERNEL_LOG"  # when set, kernels write their stdout/stderr there, not the terminal
 _RUNNING: set = set()  # kernel managers of the kernels this process started and has not shut down
 _SOCKETS: list[str] = []  # per-kernel IPC socket folders, removed at exit (and by kill_kernels, before os._exit)
 _RUNNING_LOCK = threading.Lock()
@@ -42,6 +43,10 @@ def _tracked_kernel_manager():
             super().__init__(**kwargs)
 
         async def start_kernel(self, **kwargs):
+            log = os.environ.get(KERNEL_LOG_ENV)
+            if log:  # the kernel's own stdout/stderr (library warnings, shutdown notices) go to the report's log
+                kwargs.setdefault("stdout", open(log, "ab"))  # noqa: SIM115 - the kernel process owns it
+                kwargs.setdefault("stderr", kwargs["stdout"])
             await super().start_kernel(**kwargs)
             with _RUNNING_LOCK:
                 _RUNNING.add(self)

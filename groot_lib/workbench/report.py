@@ -207,7 +207,8 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
         f"<p class='banner'>{html.escape(banner)}</p>",
         f"<h1>gr00t-parity: <span class='{status.lower()}'>{status}</span></h1>",
         f"<p>{len(rows) + len(precision) - len(failing)} of {len(rows) + len(precision)} checks pass. "
-        f"{html.escape(_reuse_line(source, verdicts))} Terminal summary: <a href='summary.txt'>summary.txt</a>.</p>",
+        f"{html.escape(_reuse_line(source, verdicts))} Terminal summary: <a href='summary.txt'>summary.txt</a>; "
+        "logs: <a href='progress.log'>progress</a>, <a href='kernels.log'>the kernels' stderr</a>.</p>",
     ]
     if suspect:
         parts.append(f"<p class='suspect'>SUSPECT: {len(suspect)} check(s) pass atol/rtol but sit far above the gap "

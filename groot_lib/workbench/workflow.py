@@ -71,8 +71,47 @@ class Interrupted(ParityError):
     """Ctrl-C: both kernels were killed and the unfinished report folder removed."""
 
 
+class progress_printer:
+    """Prints the kernels' progress lines (pipeline.progress) to stderr as they appear, with elapsed time."""
+
+    def __init__(self, path: Path, began: float, *, quiet: bool = False):
+        import threading
+
+        self.path, self.began, self.quiet, self.offset = path, began, quiet, 0
+        self.done = threading.Event()
+        self.say("starting the groot-original and groot-lerobot kernels")
+        self.thread = threading.Thread(target=self.run, daemon=True, name="progress")
+        self.thread.start()
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(f"  [{time.perf_counter() - self.began:6.1f} s] {line}", file=sys.stderr, flush=True)
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except OSError:
+            return
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self.offset += len(complete.encode())
+        for line in complete.splitlines():
+            self.say(line)
+
+    def run(self) -> None:
+        while not self.done.wait(0.25):
+            self.poll()
+
+    def stop(self) -> None:
+        if not self.done.is_set():
+            self.done.set()
+            self.thread.join(timeout=1)
+            self.poll()
+
+
 def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = None,
-               notebooks: Path | None = None, **given) -> tuple[int, Path]:
+               notebooks: Path | None = None, quiet: bool = False, **given) -> tuple[int, Path]:
     """Validate, then producer + consumer + HTML; returns (exit status, index.html).
 
     ``given`` holds settings by knob name (see ``settings.KNOBS``); everything is checked before a
@@ -85,7 +124,8 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
 
     from groot_lib.core import settings
     from groot_lib.core.atomic import atomic_write_text
-    from groot_lib.workbench.notebook_runner import kill_kernels, run_notebook, sigint_kills_kernels
+    from groot_lib.workbench.notebook_runner import KERNEL_LOG_ENV, kill_kernels, run_notebook, sigint_kills_kernels
+    from groot_lib.pipeline import progress
     from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE, read_source
     from groot_lib.workbench.report import export_html, write_index
     from groot_lib.core.store import DEFAULT_ROOT
@@ -112,6 +152,9 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     # Tells the consumer a producer is on its way (it fails fast when none is).
     atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
     pages, timings, outcome = {}, {}, {}
+    os.environ[progress.ENV] = str(run_dir / "progress.log")  # the kernels inherit it and append their steps
+    os.environ[KERNEL_LOG_ENV] = str(run_dir / "kernels.log")  # their stderr: a log in the report, not the terminal
+    tail = progress_printer(run_dir / "progress.log", began, quiet=quiet)
 
     def run(name: str, kernel: str, params: dict) -> None:
         start = time.perf_counter()
@@ -139,11 +182,13 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
         except KeyboardInterrupt:
             sigint["interrupted"] = True
     if sigint["interrupted"]:
+        tail.stop()
         killed = sigint["killed"] + kill_kernels()
         consumer.join(timeout=1.0)
         shutil.rmtree(run_dir, ignore_errors=True)
         raise Interrupted(f"interrupted: {killed} kernel(s) stopped; the unfinished report folder {run_dir} was "
                           "removed (stored artifacts are kept and reused next time)")
+    tail.stop()
     (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
     errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
     export_seconds = 0.0

@@ -46,7 +46,7 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
   $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
-.PHONY: setup kernels doctor test report lab record-references clean-artifacts clean-reports compare-reports clean FORCE
+.PHONY: setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports clean FORCE
 
 setup: $(ENVS)/tools/$(STAMP) $(ENVS)/original/$(STAMP) $(ENVS)/lerobot/$(STAMP)
 
@@ -79,8 +79,14 @@ kernels: setup
 doctor: kernels
 	$(TOOLS) -m groot_lib.workbench.doctor
 
-test: kernels
+test: kernels browser
 	$(TOOLS) -m pytest -q tests
+
+# Debian's chromium, for the test that renders the report pages headless; installed once when missing (as root).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "error: the page-rendering test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; }
 
 # make exits 2 on any failure (FAIL or error); ./gr00t-parity report ... keeps the workflow's own 0/1/2/130.
 report: kernels

@@ -6,6 +6,7 @@ import html
 import json
 import re
 import shutil
+import subprocess
 
 import nbformat
 import numpy as np
@@ -287,3 +288,34 @@ def test_explore_notebook_runs_on_a_report_folder(report, tmp_path):
     worst = text[text.index("valid:"):]
     assert re.search(r"eef\[\d\]", worst) and "pad[" not in worst.split("padding:")[0]  # valid rows are named dims
     assert "B / A" in text  # the before/after table
+
+
+CHROMIUM_OWN = re.compile(r"^https?://[^/]*(google|gstatic|googleapis)\.com/")  # the browser's own background calls
+
+
+def test_pages_render_in_headless_chromium_offline(report):
+    """index.html and the consumer page in Debian's chromium: no console errors, no request of the page's own
+    (every host resolves to nothing, so none would leave the machine anyway), matrix and embedded images in the
+    rendered DOM; a screenshot is kept in build/test-output/."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed; `make test` installs it (apt-get install chromium)")
+    _, index, _, _ = report
+    shots = REPO / "build" / "test-output"
+    shots.mkdir(parents=True, exist_ok=True)
+    for page in (index, index.parent / "consumer.html"):
+        netlog = index.parent / f".{page.stem}.netlog.json"
+        proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               f"--user-data-dir={index.parent / '.chromium'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+                               "--enable-logging=stderr", "--v=0", f"--log-net-log={netlog}", "--window-size=1280,2000",
+                               f"--screenshot={shots / (page.stem + '.png')}", "--dump-dom", page.as_uri()],
+                              capture_output=True, text=True, timeout=120)
+        console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+        assert not console, (page.name, console)
+        requested = set(re.findall(r'"url":"([^"]+)"', netlog.read_text()))
+        own = sorted(u for u in requested if u.startswith(("http://", "https://")) and not CHROMIUM_OWN.match(u))
+        assert not own, (page.name, own)
+        assert (shots / (page.stem + ".png")).stat().st_size > 10_000
+        if page == index:
+            assert "Verdict matrix" in proc.stdout and proc.stdout.count('src="data:image/png;base64,') >= 4

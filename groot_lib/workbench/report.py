@@ -7,7 +7,6 @@ recorded), then the verdict summary, then links; a failed run still gets one.
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
@@ -152,6 +151,17 @@ def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
             f"{_table(rows)}</section>")
 
 
+def _settings_table(settings: dict) -> str:
+    """The effective value of every setting and where it came from (flag, environment variable, default)."""
+    from groot_lib.compare.numbers import fmt
+
+    sources = settings.get("sources", {})
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(fmt(v))}</td>"
+                   f"<td>{html.escape(sources.get(k, ''))}</td></tr>"
+                   for k, v in sorted(settings.items()) if k != "sources")
+    return f"<h2>Settings</h2><table><thead><tr><th>setting</th><th>value</th><th>from</th></tr></thead>{rows}</table>"
+
+
 def _provenance(source: dict, verdicts: dict | None) -> str:
     """Which code and which machine produced each side: what a reader needs to trust or reproduce a gap."""
     from groot_lib.core import code_identity
@@ -215,7 +225,7 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
                      "rounding explains for their devices ('x expected gap'): "
                      + html.escape(", ".join(f"{r['tag']} / {r['tensor']}" for r in suspect)) + "</p>")
     parts.append(_provenance(source, verdicts))
-    parts.append(f"<p>Settings: {html.escape(json.dumps(settings, sort_keys=True, default=str))}</p>")
+    parts.append(_settings_table(settings))
     for err in errors:
         parts.append(f"<pre class='fail'>{html.escape(err)}</pre>")
     for variant, why in refused.items():

@@ -101,3 +101,32 @@ def test_artifacts_without_a_producer_are_used_and_labelled(tmp_path, recorded_d
     shutil.copyfile(recorded_dir / "libero_sim.npz", tmp_path / "libero_sim.npz")
     source = handoff.wait_for_source(tmp_path)
     assert source["mode"] == "artifacts" and "no producer ran" in source["banner"] and "fp32-sdpa" in source["banner"]
+
+
+def _tiny_with_config(tmp_path, **changes):
+    import shutil
+
+    from groot_lib.tiny import layout as tiny_layout
+
+    dst = tmp_path / "ckpt"
+    shutil.copytree(tiny_layout.TINY_CHECKPOINT, dst)
+    config = json.loads((dst / "config.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    (dst / "config.json").write_text(json.dumps(config))
+    return dst
+
+
+def test_declared_dtype_against_stored_weights(tmp_path):
+    from groot_lib.core import checkpoint as ckpt
+
+    assert ckpt.stored_dtypes(_tiny_with_config(tmp_path / "a"))["float32"] > 100  # read from the real headers
+    assert ckpt.dtype_warning(_tiny_with_config(tmp_path / "b")) is None  # declares float32, stores float32
+    missing = ckpt.dtype_warning(_tiny_with_config(tmp_path / "c", dtype=None))
+    assert "declares no dtype (LeRobot then uses its bfloat16 default)" in missing and "stored as float32" in missing
+    wrong = ckpt.dtype_warning(_tiny_with_config(tmp_path / "d", dtype="bfloat16"))
+    assert "declares dtype 'bfloat16'" in wrong and '"dtype": "float32"' in wrong
+    assert ckpt.dtype_warning(_tiny_with_config(tmp_path / "e", dtype=None, torch_dtype="float32")) is None  # legacy key

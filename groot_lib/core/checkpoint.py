@@ -174,3 +174,40 @@ def input_signature(checkpoint: str | os.PathLike, hf_home: str | os.PathLike | 
         if cache.is_dir():
             _files_signature(cache, digest)
     return digest.hexdigest()[:20]
+
+
+SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
+
+
+def stored_dtypes(checkpoint: str | os.PathLike) -> dict[str, int]:
+    """Floating dtypes of the stored weights, counted from the safetensors headers (no tensor is read)."""
+    import struct
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for path in sorted(Path(checkpoint).glob("*.safetensors")):
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        counts.update(SAFETENSORS_DTYPES[t["dtype"]] for name, t in header.items()
+                      if name != "__metadata__" and t.get("dtype") in SAFETENSORS_DTYPES)
+    return dict(counts)
+
+
+def dtype_warning(checkpoint: str | os.PathLike) -> str | None:
+    """Why LeRobot may not load this checkpoint as stored: config.json's dtype (or the legacy torch_dtype; absent
+    means LeRobot's bfloat16 default) differs from the weights' own. None when they agree."""
+    config = _read_json(Path(checkpoint) / "config.json")
+    declared = config.get("dtype") or config.get("torch_dtype")
+    stored = stored_dtypes(checkpoint)
+    if not stored:
+        return None
+    majority = max(stored, key=stored.get)
+    effective = declared or "bfloat16"
+    if effective == majority:
+        return None
+    said = f"declares dtype {declared!r}" if declared else "declares no dtype (LeRobot then uses its bfloat16 default)"
+    return (f"{Path(checkpoint) / 'config.json'} {said}, but its weights are stored as {majority} "
+            f"({stored[majority]} of {sum(stored.values())} tensors): LeRobot loads its action head rounded to "
+            f"{effective} (measured 1.1e-2..1.6e-2 on action_pred); the original is unaffected. Declare "
+            f"\"dtype\": \"{majority}\" in config.json to compare like with like")

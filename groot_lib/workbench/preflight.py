@@ -161,4 +161,5 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
         check_recordings(values)
     check_writable(out_root, "reports folder", "--out-root")
     check_writable(store_root, "artifact store", "--artifacts-root")
-    return Plan(root, hf_home, tags, gr00t, round(time.perf_counter() - start, 3))
+    notes = [n for n in (ckpt.dtype_warning(root),) if n]
+    return Plan(root, hf_home, tags, gr00t, round(time.perf_counter() - start, 3), notes)

@@ -225,7 +225,10 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
                      "rounding explains for their devices ('x expected gap'): "
                      + html.escape(", ".join(f"{r['tag']} / {r['tensor']}" for r in suspect)) + "</p>")
     parts.append(_provenance(source, verdicts))
-    parts.append(_settings_table(settings))
+    if settings.get("notes"):
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li class='suspect'>{html.escape(n)}</li>"
+                                                     for n in settings["notes"]) + "</ul>")
+    parts.append(_settings_table({k: v for k, v in settings.items() if k != "notes"}))
     for err in errors:
         parts.append(f"<pre class='fail'>{html.escape(err)}</pre>")
     for variant, why in refused.items():

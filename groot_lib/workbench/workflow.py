@@ -141,7 +141,8 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
     resolved = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags)}
     recorded = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags),
-                "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds}
+                "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds,
+                "notes": plan.notes}
     steps = [  # each notebook gets the knobs of its side (settings.Knob.sides) plus where to read and write
         ("producer", ORIGINAL_KERNEL, {**settings.for_side(resolved, "producer"), "store_dir": str(store_dir),
                                        "output_dir": str(artifacts_dir)}),
@@ -155,6 +156,8 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     os.environ[progress.ENV] = str(run_dir / "progress.log")  # the kernels inherit it and append their steps
     os.environ[KERNEL_LOG_ENV] = str(run_dir / "kernels.log")  # their stderr: a log in the report, not the terminal
     tail = progress_printer(run_dir / "progress.log", began, quiet=quiet)
+    for note in plan.notes:
+        tail.say(f"warning: {note}")
 
     def run(name: str, kernel: str, params: dict) -> None:
         start = time.perf_counter()

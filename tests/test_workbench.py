@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -60,6 +61,10 @@ def test_report_states_origin_first_and_passes_on_tiny_default(report):
     failing = [r for r in rows if r["verdict"] != "PASS"]
     assert not failing, json.dumps(failing, indent=1)
     assert verdicts["suspect"] == [] and {r["flag"] for r in rows} == {""}  # clean runs sit within rounding
+    progress = (index.parent / "progress.log").read_text()
+    for tag in tiny_layout.EMBODIMENTS:  # one progress line per tag and side reached the terminal
+        assert f"producer: {tag} fp32-sdpa:" in progress and f"consumer: {tag} fp32-sdpa: LeRobot" in progress
+    assert not [k for k in os.environ if k in ("GROOT_PARITY_PROGRESS", "GROOT_PARITY_KERNEL_LOG")]  # restored
     assert all(r["x expected gap"] <= 1.0 for r in rows if r["check"] == "model parity"), rows
     assert code == 0 and verdicts["passed"] is True
     phases = json.loads((index.parent / "timings.json").read_text())["phases"]

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -71,6 +72,26 @@ class Interrupted(ParityError):
     """Ctrl-C: both kernels were killed and the unfinished report folder removed."""
 
 
+@contextmanager
+def kernel_environment(run_dir: Path):
+    """What the kernels inherit while they run: where to append progress lines, where their stderr goes.
+    Restored afterwards, so a later notebook run in this process never writes into this report."""
+    from groot_lib.pipeline import progress
+    from groot_lib.workbench.notebook_runner import KERNEL_LOG_ENV
+
+    wanted = {progress.ENV: str(run_dir / "progress.log"), KERNEL_LOG_ENV: str(run_dir / "kernels.log")}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class progress_printer:
     """Prints the kernels' progress lines (pipeline.progress) to stderr as they appear, with elapsed time."""
 
@@ -120,15 +141,13 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     import shutil
     import threading
 
-    from groot_lib.workbench import preflight
-
     from groot_lib.core import settings
     from groot_lib.core.atomic import atomic_write_text
-    from groot_lib.workbench.notebook_runner import KERNEL_LOG_ENV, kill_kernels, run_notebook, sigint_kills_kernels
-    from groot_lib.pipeline import progress
-    from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE, read_source
-    from groot_lib.workbench.report import export_html, write_index
     from groot_lib.core.store import DEFAULT_ROOT
+    from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE, read_source
+    from groot_lib.workbench import preflight
+    from groot_lib.workbench.notebook_runner import kill_kernels, run_notebook, sigint_kills_kernels
+    from groot_lib.workbench.report import export_html, write_index
     from groot_lib.workbench.summary import terminal_summary
 
     began = time.perf_counter()
@@ -140,8 +159,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     run_dir = _fresh_dir(out_root, stamp)
     artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
     resolved = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags)}
-    recorded = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags),
-                "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds,
+    recorded = {**resolved, "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds,
                 "notes": plan.notes}
     steps = [  # each notebook gets the knobs of its side (settings.Knob.sides) plus where to read and write
         ("producer", ORIGINAL_KERNEL, {**settings.for_side(resolved, "producer"), "store_dir": str(store_dir),
@@ -153,8 +171,6 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     # Tells the consumer a producer is on its way (it fails fast when none is).
     atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
     pages, timings, outcome = {}, {}, {}
-    os.environ[progress.ENV] = str(run_dir / "progress.log")  # the kernels inherit it and append their steps
-    os.environ[KERNEL_LOG_ENV] = str(run_dir / "kernels.log")  # their stderr: a log in the report, not the terminal
     tail = progress_printer(run_dir / "progress.log", began, quiet=quiet)
     for note in plan.notes:
         tail.say(f"warning: {note}")
@@ -175,7 +191,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     # Both notebooks start at once: the consumer imports LeRobot while the producer works, then waits
     # for the producer's source.json (or for the failure marker written here).
     consumer = threading.Thread(target=run, args=steps[1], daemon=True, name="consumer")
-    with sigint_kills_kernels() as sigint:
+    with sigint_kills_kernels() as sigint, kernel_environment(run_dir):
         try:
             consumer.start()
             run(*steps[0])

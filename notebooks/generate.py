@@ -302,6 +302,14 @@ for region, rows in worst.items():
     print(f"{region}:")
     display(pd.DataFrame(rows).style.format({"original": fmt, "LeRobot": fmt, "|delta|": fmt}) if rows else "none")
 """),
+    md("## Where it starts: stage localisation"),
+    code("""
+verdicts = reports.load_verdicts(report)
+if "first_divergence" in verdicts:
+    display(pd.DataFrame(verdicts["first_divergence"]))
+else:
+    print("this report captured no model stages: only action_pred is compared (stage capture is not built yet)")
+"""),
     md("## Before / after"),
     code("""
 if before is None:

@@ -103,3 +103,18 @@ def test_summary_names_tag_check_numbers_and_errors():
     assert "ERROR consumer.ipynb: error at cell 4 (In [4]): ValueError: boom" in text and "SUSPECT: 1 check" in text
     assert lines[-1] == "report: r/index.html"
     assert shape.as_row()["mismatched"] is None and summary.fmt(None) == "n/a" and summary.fmt(1.23456e-7) == "1.23e-07"
+
+
+def test_an_internal_error_still_leaves_a_report_that_names_it(tmp_path):
+    from groot_lib.workbench.workflow import _internal_error
+
+    try:
+        raise NameError("name 'json' is not defined")
+    except NameError as exc:
+        code, index = _internal_error(tmp_path, exc)
+    assert code == 2 and index == tmp_path / "index.html"
+    import html
+
+    assert "internal error while writing the report: NameError: name 'json' is not defined" in html.unescape(index.read_text())
+    assert (tmp_path / "summary.txt").read_text().startswith("gr00t-parity: ERROR (exit 2)")
+    assert "Traceback" in (tmp_path / "internal-error.txt").read_text()

@@ -260,6 +260,8 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "lerobot": {"code": report.replays.code,
                     "machine": next((p["machine"] for p in provenances if p.get("machine")), machine.cpu_info())},
         "rows": [c.as_row() for r in report.results for c in r.comparisons],
+        "row_notes": [f"{c.tag} / {c.check} / {c.name}: {note}" for r in report.results for c in r.comparisons
+                      for note in c.notes],
         "tags": {r.tag: _tag_summary(r) for r in report.results},
         "precision": [v.as_row() for v in report.precision],
         "precision_gaps": [g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps],

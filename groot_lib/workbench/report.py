@@ -7,6 +7,7 @@ recorded), then the verdict summary, then links; a failed run still gets one.
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -162,7 +163,26 @@ def _settings_table(settings: dict) -> str:
     return f"<h2>Settings</h2><table><thead><tr><th>setting</th><th>value</th><th>from</th></tr></thead>{rows}</table>"
 
 
-def _provenance(source: dict, verdicts: dict | None) -> str:
+RUN_FIELDS = ("implementation", "version", "python", "torch", "transformers", "device", "dtype", "attention")
+
+
+def _stored_runs(folder: Path, key: str) -> dict[str, dict]:
+    """variant -> one JSON member of the .npz files in ``folder`` (read alone: no array is loaded)."""
+    import numpy as np
+
+    runs: dict[str, dict] = {}
+    for path in sorted(Path(folder).glob("*.npz")) if Path(folder).is_dir() else []:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = json.loads(str(npz[key]))
+                variant = str(npz["meta::variant"]) if "meta::variant" in npz.files else path.stem.split("__")[-1]
+        except (OSError, KeyError, ValueError):
+            continue
+        runs.setdefault(variant, data.get("provenance", data))
+    return runs
+
+
+def _provenance(run_dir: Path, source: dict, verdicts: dict | None) -> str:
     """Which code and which machine produced each side: what a reader needs to trust or reproduce a gap."""
     from groot_lib.core import code_identity
     from groot_lib.core import machine
@@ -180,6 +200,15 @@ def _provenance(source: dict, verdicts: dict | None) -> str:
     rows = [("original code", original), ("original machine", machine.describe(original_machine)),
             ("LeRobot code", code_identity.describe(lerobot.get("code"))),
             ("LeRobot machine", machine.describe(lerobot.get("machine")))]
+    for side, folder, key in (("original", run_dir / "artifacts", "meta::producer"),
+                              ("LeRobot", run_dir / "lerobot", "meta::info")):
+        for variant, run in _stored_runs(folder, key).items():
+            rows.append((f"{side} {variant}", " | ".join(f"{k} {run[k]}" for k in RUN_FIELDS if run.get(k))))
+    fingerprint = _stored_runs(run_dir / "artifacts", "meta::checkpoint")
+    if fingerprint:
+        first = next(iter(fingerprint.values()))
+        rows.append(("checkpoint", f"{first.get('name')} (fingerprint {first.get('fingerprint')} of "
+                                   f"{', '.join(first.get('files', []))})"))
     return ("<h2>Provenance</h2><table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>")
 
@@ -224,10 +253,11 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
         parts.append(f"<p class='suspect'>SUSPECT: {len(suspect)} check(s) pass atol/rtol but sit far above the gap "
                      "rounding explains for their devices ('x expected gap'): "
                      + html.escape(", ".join(f"{r['tag']} / {r['tensor']}" for r in suspect)) + "</p>")
-    parts.append(_provenance(source, verdicts))
-    if settings.get("notes"):
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li class='suspect'>{html.escape(n)}</li>"
-                                                     for n in settings["notes"]) + "</ul>")
+    parts.append(_provenance(run_dir, source, verdicts))
+    notes = [*settings.get("notes", []), *source.get("notes", []), *(verdicts or {}).get("notes", []),
+             *(verdicts or {}).get("row_notes", [])]
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts.append(_settings_table({k: v for k, v in settings.items() if k != "notes"}))
     for err in errors:
         parts.append(f"<pre class='fail'>{html.escape(err)}</pre>")

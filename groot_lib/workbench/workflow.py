@@ -144,11 +144,9 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     from groot_lib.core import settings
     from groot_lib.core.atomic import atomic_write_text
     from groot_lib.core.store import DEFAULT_ROOT
-    from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE, read_source
+    from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE
     from groot_lib.workbench import preflight
     from groot_lib.workbench.notebook_runner import kill_kernels, run_notebook, sigint_kills_kernels
-    from groot_lib.workbench.report import export_html, write_index
-    from groot_lib.workbench.summary import terminal_summary
 
     began = time.perf_counter()
     notebooks = Path(notebooks or NOTEBOOKS)
@@ -170,7 +168,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     # Tells the consumer a producer is on its way (it fails fast when none is).
     atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
-    pages, timings, outcome = {}, {}, {}
+    timings, outcome = {}, {}
     tail = progress_printer(run_dir / "progress.log", began, quiet=quiet)
     for note in plan.notes:
         tail.say(f"warning: {note}")
@@ -209,6 +207,37 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
                           "removed (stored artifacts are kept and reused next time)")
     tail.stop()
     (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
+    try:
+        return _write_report(run_dir, steps, outcome, timings, recorded, began)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours must still leave a report that says so, not a traceback
+        return _internal_error(run_dir, exc)
+
+
+def _internal_error(run_dir: Path, exc: Exception) -> tuple[int, Path]:
+    """The last resort: index.html and summary.txt name the error, internal-error.txt keeps the traceback."""
+    import html
+    import traceback
+
+    from groot_lib.core.atomic import atomic_write_text
+
+    atomic_write_text(run_dir / "internal-error.txt", "".join(traceback.format_exception(exc)))
+    line = f"internal error while writing the report: {type(exc).__name__}: {exc} (traceback in internal-error.txt)"
+    index = atomic_write_text(run_dir / "index.html", f"<!doctype html><meta charset='utf-8'><title>gr00t-parity "
+                                                      f"report</title><h1>gr00t-parity: ERROR</h1><pre>{html.escape(line)}</pre>"
+                                                      "<p>The executed notebooks in this folder hold the results.</p>")
+    atomic_write_text(run_dir / "summary.txt", f"gr00t-parity: ERROR (exit 2)\n{line}\nreport: {index}\n")
+    return 2, index
+
+
+def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, recorded: dict,
+                  began: float) -> tuple[int, Path]:
+    """HTML pages, index.html, timings.json and summary.txt from what the notebooks left in ``run_dir``."""
+    from groot_lib.core.atomic import atomic_write_text
+    from groot_lib.pipeline.handoff import read_source
+    from groot_lib.workbench.report import export_html, write_index
+    from groot_lib.workbench.summary import terminal_summary
+
+    artifacts_dir, pages = run_dir / "artifacts", {}
     errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
     export_seconds = 0.0
     for name, kernel, _ in steps:

@@ -107,7 +107,7 @@ def scaled_checkpoint(scale: int, seed: int, logs: Path) -> tuple[Path, Path, di
     from groot_lib.tiny.checkpoint import checkpoint_name
 
     digest = hashlib.sha256()
-    for module in ("tiny_checkpoint.py", "tiny_layout.py"):
+    for module in ("tiny/checkpoint.py", "tiny/layout.py"):
         digest.update((REPO / "groot_lib" / module).read_bytes())
     key = f"x{scale}-seed{seed}-{digest.hexdigest()[:10]}"
     root = BUILD / "checkpoints" / key

@@ -1,8 +1,6 @@
-"""Consumer: model parity, preprocessor parity and the precision study of LeRobot vs the artifacts.
-
-Runs in the groot-lerobot kernel. LeRobot's outputs come from ``replay`` (stored, so
-reruns with new tolerances load no model); everything here is comparison, and the
-notebook only displays what this module returns.
+"""The consumer end to end, in the groot-lerobot kernel: import LeRobot while the producer runs, replay the
+artifacts through LeRobot (``pipeline.replay``: stored, so reruns with new tolerances load no model), run the
+checks of ``compare.parity`` and write verdicts.json. The notebook only displays what this module returns.
 """
 
 from __future__ import annotations

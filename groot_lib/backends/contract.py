@@ -103,6 +103,13 @@ def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed:
     return result
 
 
+def provenance_once(backend: Any, loaded: Loaded) -> dict[str, Any]:
+    """``backend.provenance(loaded)``, computed once per loaded model (it reads the machine's math stack)."""
+    if "provenance" not in loaded.extra:
+        loaded.extra["provenance"] = backend.provenance(loaded)
+    return loaded.extra["provenance"]
+
+
 def base_provenance(loaded: Loaded, implementation: str, dtype: str) -> dict[str, Any]:
     """What every backend records: interpreter, stack versions, device, dtype, attention, machine."""
     import torch

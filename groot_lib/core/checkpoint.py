@@ -45,7 +45,7 @@ class EmbodimentLayout:
         return names + [f"pad[{i}]" for i in range(len(names), width or len(names))]
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
     if not path.is_file():
         raise ParityError(f"checkpoint file missing: {path} (a raw GR00T N1.7 checkpoint needs it)")
     try:
@@ -97,15 +97,15 @@ def check_fingerprint(found: str, expected: str, *, what: str) -> None:
 def embodiment_tags(checkpoint: str | os.PathLike) -> list[str]:
     """Tags that have both statistics and a modality config (what both sides can run)."""
     root = Path(checkpoint)
-    stats = _read_json(root / "statistics.json")
-    configs = _read_json(root / "processor_config.json").get("processor_kwargs", {}).get("modality_configs", {})
+    stats = read_json(root / "statistics.json")
+    configs = read_json(root / "processor_config.json").get("processor_kwargs", {}).get("modality_configs", {})
     return sorted(set(stats) & set(configs))
 
 
 def embodiment_layout(checkpoint: str | os.PathLike, tag: str) -> EmbodimentLayout:
     root = Path(checkpoint)
-    stats = _read_json(root / "statistics.json")
-    configs = _read_json(root / "processor_config.json").get("processor_kwargs", {}).get("modality_configs", {})
+    stats = read_json(root / "statistics.json")
+    configs = read_json(root / "processor_config.json").get("processor_kwargs", {}).get("modality_configs", {})
     if tag not in configs or tag not in stats:
         raise ParityError(
             f"embodiment tag {tag!r} is not in {root}: statistics.json has {sorted(stats)}, "
@@ -123,7 +123,7 @@ def embodiment_layout(checkpoint: str | os.PathLike, tag: str) -> EmbodimentLayo
         return out
 
     ids_path = root / "embodiment_id.json"
-    ids = _read_json(ids_path) if ids_path.is_file() else {}
+    ids = read_json(ids_path) if ids_path.is_file() else {}
     return EmbodimentLayout(
         tag=tag,
         cameras=list(cfg["video"]["modality_keys"]),
@@ -153,7 +153,7 @@ def backbone_ids(checkpoint: str | os.PathLike) -> list[str]:
     """Hub ids the two implementations read from the HF cache: the backbone, and LeRobot's processor id."""
     from groot_lib.tiny.layout import LEROBOT_PROCESSOR_ID
 
-    model_name = _read_json(Path(checkpoint) / "config.json").get("model_name")
+    model_name = read_json(Path(checkpoint) / "config.json").get("model_name")
     return [i for i in dict.fromkeys([model_name, LEROBOT_PROCESSOR_ID]) if i]
 
 
@@ -197,7 +197,7 @@ def stored_dtypes(checkpoint: str | os.PathLike) -> dict[str, int]:
 def dtype_warning(checkpoint: str | os.PathLike) -> str | None:
     """Why LeRobot may not load this checkpoint as stored: config.json's dtype (or the legacy torch_dtype; absent
     means LeRobot's bfloat16 default) differs from the weights' own. None when they agree."""
-    config = _read_json(Path(checkpoint) / "config.json")
+    config = read_json(Path(checkpoint) / "config.json")
     declared = config.get("dtype") or config.get("torch_dtype")
     stored = stored_dtypes(checkpoint)
     if not stored:

@@ -101,7 +101,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     Artifacts are kept in a content-addressed store (default ``build/artifacts``) and
     published into ``output_dir``; a valid stored one is reused and no model is loaded for it.
     """
-    from groot_lib.backends import math_stack, process
+    from groot_lib.backends import contract, math_stack, process
     from groot_lib.backends import original as ob
     from groot_lib.core import runinfo
 
@@ -159,7 +159,8 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         # Later variants start from the first variant's noise: precision is then the only change.
         out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag))
         save_artifact(
-            job.path, embodiment_tag=job.tag, seed=seed, producer=ob.provenance(loaded), checkpoint=fp,
+            job.path, embodiment_tag=job.tag, seed=seed, checkpoint=fp,
+            producer=contract.provenance_once(ob, loaded),
             raw=raws[job.tag], inputs=inputs, outputs=out, variant=job.variant.name,
             extra={"observation_recipe": OBSERVATION_RECIPE, "batch_size": batch_size, "noise": job.context["noise"],
                    "store_key": job.key, "environment": environment or {}},

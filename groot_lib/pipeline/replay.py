@@ -138,7 +138,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant.
     """
     from groot_lib.backends import lerobot as lb
-    from groot_lib.backends import math_stack
+    from groot_lib.backends import contract, math_stack
     from groot_lib.core import runinfo
 
     store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
@@ -179,7 +179,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         start = time.perf_counter()
         arrays = _compute(loaded, checkpoint, job.context["ref"], job.context["source"],
                           reference=job.context["reference"], noise_mode=noise_mode, study=study, notes=result.notes)
-        info = {"provenance": loaded.extra.setdefault("provenance", lb.provenance(loaded)),
+        info = {"provenance": contract.provenance_once(lb, loaded),
                 "seconds": time.perf_counter() - start}
         _write(job.path, job.key, arrays, info)
         return arrays, info

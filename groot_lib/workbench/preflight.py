@@ -64,7 +64,7 @@ def check_checkpoint_files(root: Path) -> None:
         path = root / name
         if name in ("config.json", "processor_config.json", "statistics.json") or path.exists():
             try:
-                ckpt._read_json(path)
+                ckpt.read_json(path)
             except Exception as exc:  # noqa: BLE001 - ParityError already names file and error
                 raise SettingError(str(exc)) from None
 

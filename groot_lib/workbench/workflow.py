@@ -92,7 +92,7 @@ def kernel_environment(run_dir: Path):
                 os.environ[name] = value
 
 
-class progress_printer:
+class ProgressPrinter:
     """Prints the kernels' progress lines (pipeline.progress) to stderr as they appear, with elapsed time."""
 
     def __init__(self, path: Path, began: float, *, quiet: bool = False):
@@ -169,7 +169,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     # Tells the consumer a producer is on its way (it fails fast when none is).
     atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
     timings, outcome = {}, {}
-    tail = progress_printer(run_dir / "progress.log", began, quiet=quiet)
+    tail = ProgressPrinter(run_dir / "progress.log", began, quiet=quiet)
     for note in plan.notes:
         tail.say(f"warning: {note}")
 

@@ -6,7 +6,7 @@ from groot_lib.backends import process
 
 from groot_lib.backends import tensors
 from groot_lib.core.errors import VariantUnavailableError
-from groot_lib.core.variants import VARIANTS, check_attention_ran, get_variant, require_runnable
+from groot_lib.core.variants import VARIANTS, check_attention_ran, get_variant, plan, require_runnable
 
 
 def test_flatten_unflatten_round_trip():
@@ -40,3 +40,17 @@ def test_attention_actually_run_is_checked():
         check_attention_ran(VARIANTS["bf16-flash"], "sdpa", what="LeRobot's backbone")
     with pytest.raises(VariantUnavailableError, match="unknown variant"):
         get_variant("fp8")
+
+
+def test_sdpa_flash_variant_is_refused_on_cpu_naming_the_backend():
+    """bf16-sdpa-flash = torch SDPA forced to FLASH_ATTENTION (no flash-attn package): a CUDA sm80+ GPU or nothing."""
+    variant = get_variant("bf16-sdpa-flash")
+    assert variant.needs_cuda and variant.attention == "sdpa" and variant.sdpa_backend == "FLASH_ATTENTION"
+    with pytest.raises(VariantUnavailableError) as err:
+        require_runnable(variant, "cpu", kernel="groot-lerobot")
+    assert "FLASH_ATTENTION backend" in str(err.value) and "CUDA GPU (sm80+)" in str(err.value)
+    assert "Not falling back" in str(err.value)
+    require_runnable(variant, "cuda:0", kernel="groot-lerobot")  # no package needed: the GPU is checked at load
+    runnable, refused = plan(["fp32-sdpa", "bf16-sdpa-flash"], "cpu", kernel="groot-original")
+    assert [v.name for v in runnable] == ["fp32-sdpa"] and "FLASH_ATTENTION" in refused["bf16-sdpa-flash"]
+    assert not get_variant("bf16-sdpa").needs_cuda

@@ -124,7 +124,7 @@ def test_rerun_with_new_tolerances_reuses_outputs_and_shows_refusal(report):
     assert len(stored) == 2 * len(tiny_layout.EMBODIMENTS)
     stored[0].write_bytes(stored[0].read_bytes()[:100])
     code, index = run_report(out_root=root / "reports", artifacts_root=root / "store", atol=2e-3, precision_k=0.5,
-                             variants="fp32-sdpa,bf16-sdpa,bf16-flash")
+                             variants="fp32-sdpa,bf16-sdpa,bf16-flash,bf16-sdpa-flash")
     verdicts = json.loads((index.parent / "verdicts.json").read_text())
     statuses = [r["status"] for r in verdicts["replays"]]
     assert statuses.count("computed") == 1 and statuses.count("reused") == len(statuses) - 1, statuses
@@ -134,6 +134,7 @@ def test_rerun_with_new_tolerances_reuses_outputs_and_shows_refusal(report):
     refusal = verdicts["refused"]["bf16-flash"]
     assert "CUDA" in refusal and "flash-attn" in refusal and "Not falling back to SDPA" in refusal
     assert "REFUSED bf16-flash" in text_of(index)
+    assert "FLASH_ATTENTION backend" in verdicts["refused"]["bf16-sdpa-flash"] and "REFUSED bf16-sdpa-flash" in text_of(index)
     assert verdicts["settings"]["atol"] == 2e-3 and verdicts["settings"]["precision_k"] == 0.5
     # measured cross/floor ratios on tiny are 0.9-1.3: k=0.5 fails them all, from the stored outputs
     assert [r["verdict"] for r in verdicts["precision"]] == ["FAIL"] * len(tiny_layout.EMBODIMENTS)

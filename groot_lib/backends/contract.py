@@ -86,6 +86,33 @@ def holding(loaded: Loaded) -> Iterator[Loaded]:
         process.free_memory()
 
 
+def check_sdpa_backend(variant: Variant, device: str) -> None:
+    """A forced FLASH_ATTENTION SDPA backend needs an sm80+ GPU: refuse anything less, naming it."""
+    import torch
+
+    from groot_lib.core.errors import VariantUnavailableError
+
+    if variant.sdpa_backend != "FLASH_ATTENTION":
+        return
+    index = torch.device(device).index or 0
+    capability = torch.cuda.get_device_capability(index)
+    if capability < (8, 0):
+        raise VariantUnavailableError(
+            f"variant {variant.name!r} forces torch SDPA's FLASH_ATTENTION backend, which needs an sm80+ GPU; "
+            f"{torch.cuda.get_device_name(index)} is sm{capability[0]}{capability[1]}. Not falling back.")
+
+
+def sdpa_backend(variant: Variant):
+    """Only the variant's SDPA backend may run while sampling (nothing forced: no restriction)."""
+    import contextlib
+
+    if not variant.sdpa_backend:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(getattr(SDPBackend, variant.sdpa_backend))
+
+
 def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed: int,
                    noise_in: np.ndarray | None, context: Any = None) -> dict[str, np.ndarray]:
     """The shared tail of ``sample``: seed or inject the initial noise, run, return numpy action_pred + noise."""
@@ -95,7 +122,7 @@ def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed:
 
     config = loaded.model.config
     shape = (batch, config.action_horizon, config.max_action_dim)
-    with torch.inference_mode(), (context or contextlib.nullcontext()):
+    with torch.inference_mode(), (context or contextlib.nullcontext()), sdpa_backend(loaded.variant):
         out, used = noise.sample_initial_noise(call, shape, seed=seed, noise=noise_in)
     result = {"action_pred": out["action_pred"].float().cpu().numpy()}
     if used is not None:
@@ -116,5 +143,6 @@ def base_provenance(loaded: Loaded, implementation: str, dtype: str) -> dict[str
 
     return {"implementation": implementation, "python": sys.version.split()[0], "torch": torch.__version__,
             **runinfo.versions("transformers"), "device": loaded.device, "dtype": dtype,
-            "attention": loaded.attention, "variant": loaded.variant.name,
+            "attention": (f"{loaded.attention} ({loaded.variant.sdpa_backend} backend forced)"
+                          if loaded.variant.sdpa_backend else loaded.attention), "variant": loaded.variant.name,
             "machine": math_stack.machine_info(loaded.device)}

@@ -67,6 +67,7 @@ def load(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, device
     """One model per process: the policy's weights do not depend on the embodiment tag; freed on exit."""
     require_lerobot()
     require_runnable(variant, device, kernel=KERNEL)
+    contract.check_sdpa_backend(variant, device)
     from lerobot.policies.groot.modeling_groot import GrootPolicy
 
     policy = GrootPolicy.from_pretrained(str(checkpoint), config=_config(checkpoint, layout, variant=variant,

@@ -52,6 +52,7 @@ def load(checkpoint: Path, layout: EmbodimentLayout | None, *, variant: Variant,
     """The whole model, whatever the tag (its weights do not depend on it); freed on exit."""
     status = require_gr00t()
     require_runnable(variant, device, kernel=KERNEL)
+    contract.check_sdpa_backend(variant, device)
     import torch
     from transformers import AutoModel, AutoProcessor
 

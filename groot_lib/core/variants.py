@@ -17,12 +17,22 @@ class Variant:
     name: str
     dtype: str  # torch dtype name
     attention: str  # transformers attn_implementation
+    # torch SDPA forced to one backend (a torch.nn.attention.SDPBackend name): only that backend may run, so an
+    # unsupported case raises instead of falling back silently
+    sdpa_backend: str | None = None
+
+    @property
+    def needs_cuda(self) -> bool:
+        return self.attention == "flash_attention_2" or self.sdpa_backend == "FLASH_ATTENTION"
 
 
 VARIANTS = {
     "fp32-sdpa": Variant("fp32-sdpa", "float32", "sdpa"),
     "bf16-sdpa": Variant("bf16-sdpa", "bfloat16", "sdpa"),
+    # the flash-attn package's kernels, as the original's default configuration uses them
     "bf16-flash": Variant("bf16-flash", "bfloat16", "flash_attention_2"),
+    # PyTorch's own vendored FlashAttention-2 kernels behind SDPA: no extra package, an sm80+ GPU
+    "bf16-sdpa-flash": Variant("bf16-sdpa-flash", "bfloat16", "sdpa", sdpa_backend="FLASH_ATTENTION"),
 }
 DEFAULT_VARIANT = "fp32-sdpa"
 
@@ -35,7 +45,13 @@ def get_variant(name: str) -> Variant:
 
 
 def require_runnable(variant: Variant, device: str, *, kernel: str) -> None:
-    """Raise VariantUnavailableError naming exactly what this kernel lacks."""
+    """Raise VariantUnavailableError naming exactly what this kernel lacks (torch-free: the GPU's compute
+    capability is checked at load, by ``backends.contract.check_sdpa_backend``)."""
+    if variant.sdpa_backend == "FLASH_ATTENTION" and not str(device).startswith("cuda"):
+        raise VariantUnavailableError(
+            f"variant {variant.name!r} forces torch SDPA's FLASH_ATTENTION backend (PyTorch's vendored FlashAttention-2 "
+            f"kernels), which runs only on a CUDA GPU (sm80+); the {kernel} kernel runs on {device!r}. Not falling "
+            "back to another SDPA backend: that would be a different variant.")
     if variant.attention != "flash_attention_2":
         return
     missing = []

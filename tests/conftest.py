@@ -73,3 +73,35 @@ def planted_notebooks(tmp_path: Path, notebook: str, anchor: str, code: str, *, 
             nb.cells.insert(at, nbformat.v4.new_code_cell(code))
         nbformat.write(nb, str(out / name))
     return out
+
+
+LOW_PRECISION_GAP = """
+import json, sys, numpy as np
+from groot_lib.backends import process
+from groot_lib.tiny import layout as L
+process.configure_process(L.TINY_HF_HOME)
+from groot_lib.backends import lerobot as lb
+from groot_lib.core import checkpoint as ck
+from groot_lib.core.artifact import artifact_path, load_artifact
+from groot_lib.core.variants import get_variant
+variant, device = sys.argv[1], sys.argv[2]
+art = load_artifact(artifact_path(L.RECORDED_ROOT, "libero_sim"))
+layout = ck.embodiment_layout(L.TINY_CHECKPOINT, "libero_sim")
+out, attention = {}, None
+for name in ("fp32-sdpa", variant):
+    with lb.load(L.TINY_CHECKPOINT, layout, variant=get_variant(name), device=device) as loaded:
+        out[name] = lb.sample(loaded, art.inputs, seed=0, noise=art.initial_noise)["action_pred"]
+        attention = lb.provenance(loaded)["attention"]
+print(json.dumps({"gap": float(np.abs(out["fp32-sdpa"] - out[variant]).max()),
+                  "finite": bool(np.isfinite(out[variant]).all()), "attention": attention}))
+"""
+
+
+def lerobot_low_precision_gap(variant: str, device: str = "cpu") -> dict:
+    """LeRobot under fp32 and under ``variant`` on libero_sim's recorded inputs, both from the recorded initial
+    noise: {"gap": max |delta|, "finite": ..., "attention": what the variant's run recorded}."""
+    proc = subprocess.run([str(env_python("groot-lerobot")), "-c", LOW_PRECISION_GAP, variant, device], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise AssertionError(f"groot-lerobot snippet failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

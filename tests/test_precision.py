@@ -8,7 +8,7 @@ O(1) deltas on these random weights.
 
 import numpy as np
 
-from conftest import run_in_env
+from conftest import lerobot_low_precision_gap
 from groot_lib.tiny import layout as L
 from groot_lib.core.artifact import artifact_path, load_artifact
 
@@ -26,24 +26,6 @@ def test_original_bf16_gap_is_nonzero_and_bounded(recorded_dir):
 
 
 def test_lerobot_bf16_gap_is_nonzero_and_bounded():
-    result = run_in_env("groot-lerobot", """
-        import json, numpy as np
-        from groot_lib.backends import process
-        from groot_lib.tiny import layout as L
-        process.configure_process(L.TINY_HF_HOME)
-        from groot_lib.core import checkpoint as ck
-        from groot_lib.backends import lerobot as lb
-        from groot_lib.core.artifact import artifact_path, load_artifact
-        from groot_lib.core.variants import get_variant
-        art = load_artifact(artifact_path(L.RECORDED_ROOT, "libero_sim"))
-        layout = ck.embodiment_layout(L.TINY_CHECKPOINT, "libero_sim")
-        out = {}
-        for name in ("fp32-sdpa", "bf16-sdpa"):
-            with lb.load(L.TINY_CHECKPOINT, layout, variant=get_variant(name), device="cpu") as bundle:
-                out[name] = lb.sample(bundle, art.inputs, seed=0, noise=art.initial_noise)["action_pred"]
-                out[name + " attention"] = bundle.attention
-        print(json.dumps({"gap": float(np.abs(out["fp32-sdpa"] - out["bf16-sdpa"]).max()),
-                          "attention": out["bf16-sdpa attention"]}))
-    """)
+    result = lerobot_low_precision_gap("bf16-sdpa")
     assert result["attention"] == "sdpa"
     assert 1e-4 < result["gap"] < BOUND, result

@@ -115,9 +115,7 @@ def decode(data: TagData, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
 def worst_elements(data: TagData, k: int = 5) -> dict[str, list[dict]]:
     """The k largest |delta| inside the valid region and, apart, in padding; each named (batch, step, action)."""
     delta = np.abs(data.lerobot.astype(np.float64) - data.original.astype(np.float64))
-    vh, vd = data.valid
-    inside = np.zeros(delta.shape, dtype=bool)
-    inside[:, :vh, :vd] = True
+    inside = data.layout.valid_mask(delta.shape)
     out = {}
     for region, mask in (("valid", inside), ("padding", ~inside)):
         flat = np.where(mask, delta, -1.0).ravel()
@@ -131,7 +129,7 @@ def worst_elements(data: TagData, k: int = 5) -> dict[str, list[dict]]:
 def padding_summary(data: TagData) -> str:
     delta = np.abs(data.lerobot.astype(np.float64) - data.original.astype(np.float64))
     vh, vd = data.valid
-    pad = np.concatenate([delta[:, vh:, :].ravel(), delta[:, :vh, vd:].ravel()])
+    pad = delta[~data.layout.valid_mask(delta.shape)]
     return (f"padding ({pad.size} cells outside the valid {vh} steps x {vd} dims, discarded by the policy): "
             f"max |delta| {fmt(float(pad.max()) if pad.size else 0.0)}, mean {fmt(float(pad.mean()) if pad.size else 0.0)}")
 
@@ -199,9 +197,7 @@ def histogram(data: TagData):
     from matplotlib.figure import Figure
 
     delta = np.abs(data.lerobot.astype(np.float64) - data.original.astype(np.float64))
-    vh, vd = data.valid
-    inside = np.zeros(delta.shape, dtype=bool)
-    inside[:, :vh, :vd] = True
+    inside = data.layout.valid_mask(delta.shape)
     fig = Figure(figsize=(6, 3), layout="constrained")
     ax = fig.add_subplot()
     positive = delta[delta > 0]

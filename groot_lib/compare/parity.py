@@ -68,8 +68,7 @@ def name_action_cells(comparison: Comparison, layout: ckpt.EmbodimentLayout, act
     with np.errstate(invalid="ignore"):
         delta = np.abs(a - e)
     rank = np.where(np.isnan(delta), np.inf, delta)
-    inside = np.zeros(a.shape, dtype=bool)
-    inside[:, :layout.action_horizon, :layout.action_dim] = True
+    inside = layout.valid_mask(a.shape)
     top = np.argsort(-np.where(inside, rank, -1.0), axis=None, kind="stable")[:5]
     comparison.worst = [(idx, float(a[idx]), float(e[idx]), float(delta[idx]))
                         for idx in (tuple(int(i) for i in np.unravel_index(t, a.shape)) for t in top) if inside[idx]]

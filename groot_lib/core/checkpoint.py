@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from groot_lib.core.errors import CheckpointMismatchError, ParityError
 
 SIDECARS = ("config.json", "model.safetensors.index.json", "statistics.json")
@@ -38,6 +40,12 @@ class EmbodimentLayout:
     @property
     def action_dim(self) -> int:
         return sum(self.action_dims.values())
+
+    def valid_mask(self, shape: tuple[int, ...]) -> np.ndarray:
+        """True on the (..., horizon, dim) cells this embodiment uses; False on the padding the policy discards."""
+        mask = np.zeros(shape, dtype=bool)
+        mask[..., : self.action_horizon, : self.action_dim] = True
+        return mask
 
     def action_labels(self, width: int | None = None) -> list[str]:
         """'group[index]' for each valid action dim, in the modality config's order; 'pad[i]' up to ``width``."""

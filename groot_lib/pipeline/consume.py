@@ -216,7 +216,7 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
 def _tag_summary(result: TagResult, limit: int = 200) -> dict:
     data = result.heatmap_data()
     cells = np.argwhere(data["violations_hd"]).tolist() if data else []
-    valid = [c for c in cells if c[0] < result.layout.action_horizon and c[1] < result.layout.action_dim]
+    valid = np.argwhere(data["violations_hd"] & result.layout.valid_mask(data["violations_hd"].shape)) if data else []
     return {"passed": result.passed, "noise_mode": result.noise_mode, "seconds": round(result.seconds, 2),
             "n_violating_cells": len(cells), "violating_cells": cells[:limit],
             "n_violating_valid": len(valid), "n_violating_padding": len(cells) - len(valid),

@@ -54,15 +54,9 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
     """Copy the committed recordings (validated against the checkpoint) into ``output_dir``."""
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
     provenance = json.loads((tiny_layout.RECORDED_ROOT / "provenance.json").read_text())
-    recorded = (provenance.get("seed"), provenance.get("batch_size"))
-    missing = [v for v in variants if v not in provenance.get("variants", [])]
-    if recorded != (seed, batch_size) or missing:
-        raise MissingPackageError(
-            f"gr00t is not importable ({reason}) and the recordings in {tiny_layout.RECORDED_ROOT} cover only "
-            f"seed={recorded[0]}, batch_size={recorded[1]}, variants={provenance.get('variants')}; asked for "
-            f"seed={seed}, batch_size={batch_size}, variants={variants}. Use those settings, or provide gr00t: "
-            "`make setup GR00T_SRC=/path/to/Isaac-GR00T`."
-        )
+    gap = tiny_layout.recordings_gap(seed, batch_size, variants)
+    if gap:
+        raise MissingPackageError(f"gr00t is not importable ({reason}) and {gap}")
     banner = (f"original outputs: recorded with gr00t {provenance.get('gr00t_commit', '?')[:12]}, not run live "
               f"({reason}); {handoff.RECORDED_DRIFT}")
     result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))

@@ -6,6 +6,7 @@ ask "is this the embedded default?" without importing a model stack.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +98,18 @@ EMBODIMENT_IDS = {
     "simpler_env_widowx": 1,
     "unitree_g1_full_body_with_waist_height_nav_cmd": 25,
 }
+
+
+def recordings_gap(seed: int, batch_size: int, variants: list[str]) -> str | None:
+    """None when the committed recordings cover these settings, else what they cover, what was asked, what to do."""
+    provenance = json.loads((RECORDED_ROOT / "provenance.json").read_text())
+    missing = [v for v in variants if v not in provenance.get("variants", [])]
+    if (seed, batch_size) == (provenance.get("seed"), provenance.get("batch_size")) and not missing:
+        return None
+    return (f"the recordings in {RECORDED_ROOT} cover only seed={provenance.get('seed')}, batch_size="
+            f"{provenance.get('batch_size')}, variants={provenance.get('variants')}; asked for seed={seed}, "
+            f"batch_size={batch_size}, variants={variants}. Use those settings, or provide gr00t: "
+            "`make setup GR00T_SRC=/path/to/Isaac-GR00T`")
 
 
 def is_embedded_default(checkpoint: str | Path) -> bool:

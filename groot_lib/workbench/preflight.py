@@ -7,7 +7,6 @@ tools env (stdlib + groot_lib's torch-free modules); the kernels re-check what o
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -97,15 +96,10 @@ def gr00t_in_original_env() -> str:
 
 def check_recordings(values: dict) -> None:
     """Without gr00t only the committed recordings can serve: they cover one seed, batch and variant set."""
-    provenance = json.loads((tiny_layout.RECORDED_ROOT / "provenance.json").read_text())
     wanted = [v for v in values["variants"].split(",") if not VARIANTS[v].needs_cuda]  # refused on CPU anyway
-    missing = [v for v in wanted if v not in provenance.get("variants", [])]
-    if (values["seed"], values["batch_size"]) != (provenance.get("seed"), provenance.get("batch_size")) or missing:
-        raise SettingError(
-            f"gr00t is not installed, and the recordings in {tiny_layout.RECORDED_ROOT} cover only seed="
-            f"{provenance.get('seed')}, batch_size={provenance.get('batch_size')}, variants={provenance.get('variants')}; "
-            f"asked for seed={values['seed']}, batch_size={values['batch_size']}, variants={wanted}. Use those, or "
-            "provide gr00t: `make setup GR00T_SRC=/path/to/Isaac-GR00T`")
+    gap = tiny_layout.recordings_gap(values["seed"], values["batch_size"], wanted)
+    if gap:
+        raise SettingError(f"gr00t is not installed, and {gap}")
 
 
 def check_device(device: str) -> None:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from groot_lib.core.atomic import atomic_write_text
+from groot_lib.workbench.summary import status_of
 
 
 # CDN scripts nbconvert's template adds (require.js, MathJax, mermaid): a report needs none of them, and a
@@ -101,12 +102,6 @@ def _anchor(tag: str) -> str:
     return "tag-" + re.sub(r"[^A-Za-z0-9_-]", "-", tag)
 
 
-def _status(rows: list[dict]) -> str:
-    if any(r.get("verdict") == "FAIL" for r in rows):
-        return "FAIL"
-    return "SUSPECT" if any(r.get("flag") == "SUSPECT" for r in rows) else "PASS"
-
-
 def _matrix(rows: list[dict], precision: list[dict]) -> str:
     """Embodiment x check, coloured, each cell linking to that embodiment's section below."""
     from groot_lib.compare.numbers import fmt
@@ -120,7 +115,7 @@ def _matrix(rows: list[dict], precision: list[dict]) -> str:
         for check in checks:
             group = [r for r in rows if r["tag"] == tag and r["check"] == check]
             worst = max((r.get("max|delta|") for r in group if r.get("max|delta|") is not None), default=None)
-            status = _status(group)
+            status = status_of(group)
             cells.append(f"<td class='{status.lower()}'><a href='#{_anchor(tag)}'>{status}<br><small>max "
                          f"{fmt(worst)}</small></a></td>")
         for variant in variants:
@@ -148,7 +143,7 @@ def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
               f"the valid {summary.get('valid_horizon')} x {summary.get('valid_dim')} region, "
               f"{summary.get('n_violating_padding', 'n/a')} in padding.</p>") if summary else ""
     rows = [r for r in verdicts.get("rows", []) if r["tag"] == tag]
-    return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {_status(rows)}</h3>{image}{counts}"
+    return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>{image}{counts}"
             f"{_table(rows)}</section>")
 
 

@@ -24,11 +24,18 @@ def _line(tag: str, check: str, status: str, detail: str) -> str:
     return f"  {tag:<46} {check:<24} {status:<8} {detail}"
 
 
+def status_of(rows: list[dict]) -> str:
+    """FAIL if any row fails, else SUSPECT if any is flagged, else PASS (the terminal's and the index's rule)."""
+    if any(r.get("verdict") != "PASS" for r in rows):
+        return "FAIL"
+    return "SUSPECT" if any(r.get("flag") == "SUSPECT" for r in rows) else "PASS"
+
+
 def _check_detail(rows: list[dict]) -> tuple[str, str]:
     """One check of one tag: FAIL if any tensor fails; the worst tensor's numbers."""
     failing = [r for r in rows if r["verdict"] != "PASS"]
     suspect = [r for r in rows if r.get("flag") == "SUSPECT"]
-    status = "FAIL" if failing else ("SUSPECT" if suspect else "PASS")
+    status = status_of(rows)
     shown = failing or suspect or rows
     worst = max(shown, key=lambda r: -1.0 if r.get("min atol to pass") is None else r["min atol to pass"])
     if worst.get("max|delta|") is None:  # shape mismatch or missing tensor: no element statistics

@@ -96,7 +96,7 @@ from IPython.display import Markdown
 from groot_lib.pipeline import produce as producer
 
 result = producer.produce(checkpoint, output_dir, tags=tags, seed=seed, batch_size=batch_size,
-                          device=device, variants=variants, environment=environment,
+                          device=device, variants=variants, recordings=recordings, environment=environment,
                           store_dir=store_dir or None)
 Markdown(f"**{result.banner}**")
 """),

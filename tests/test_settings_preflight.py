@@ -130,3 +130,17 @@ def test_declared_dtype_against_stored_weights(tmp_path):
     wrong = ckpt.dtype_warning(_tiny_with_config(tmp_path / "d", dtype="bfloat16"))
     assert "declares dtype 'bfloat16'" in wrong and '"dtype": "float32"' in wrong
     assert ckpt.dtype_warning(_tiny_with_config(tmp_path / "e", dtype=None, torch_dtype="float32")) is None  # legacy key
+
+
+def test_cuda_recordings_serve_a_cpu_machine_only_with_injected_noise():
+    """references/tiny-cuda (the original on an H200) covers seed 0, batch 2, fp32 and bf16; a CPU LeRobot
+    can only be compared with it from the recorded noise, and pre-flight says so instead of a noise-sized FAIL."""
+    good = {"seed": 0, "batch_size": 2, "variants": "fp32-sdpa,bf16-sdpa", "recordings": "cuda",
+            "noise_mode": "inject", "device": "cpu"}
+    preflight.check_recordings(good)
+    with pytest.raises(SettingError, match="NOISE_MODE=inject"):
+        preflight.check_recordings({**good, "noise_mode": "seed"})
+    with pytest.raises(SettingError, match="tiny-cuda cover only seed=0"):
+        preflight.check_recordings({**good, "seed": 3})
+    with pytest.raises(SettingError, match="recordings = 'gpu'.*expected one of cpu, cuda"):
+        settings.BY_NAME["recordings"].resolve("gpu")

@@ -19,6 +19,7 @@ from groot_lib.core.errors import SettingError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 NOISE_MODES = ("seed", "inject")
+RECORDINGS = ("cpu", "cuda")  # tiny.layout.RECORDED_ROOTS: the device the committed recordings ran on
 
 
 def _text(value: str) -> str:
@@ -63,6 +64,13 @@ def _noise_mode(value: Any) -> str:
     if mode not in NOISE_MODES:
         raise ValueError(f"expected one of {', '.join(NOISE_MODES)}")
     return mode
+
+
+def _recordings(value: Any) -> str:
+    which = str(value).strip()
+    if which not in RECORDINGS:
+        raise ValueError(f"expected one of {', '.join(RECORDINGS)}")
+    return which
 
 
 def _variants(value: Any) -> str:
@@ -126,6 +134,9 @@ KNOBS: tuple[Knob, ...] = (
          "precision study.", make="VARIANTS", sides=("producer",)),
     Knob("noise_mode", "seed", _noise_mode, "seed: reseed before sampling; inject: replay the producer's "
          "recorded initial noise (use it across devices).", make="NOISE_MODE", sides=("consumer",)),
+    Knob("recordings", "cpu", _recordings, "Without gr00t, which committed recordings of the original serve the "
+         "tiny default: cpu, or cuda (recorded on a GPU; a CPU LeRobot then needs NOISE_MODE=inject).",
+         make="RECORDINGS", sides=("producer",)),
     Knob("precision_k", 2.0, _float(positive=True), "Precision verdict: cross gap <= k x the larger noise floor.",
          make="PRECISION_K", env="GROOT_PARITY_PRECISION_K", sides=("consumer",)),
 )

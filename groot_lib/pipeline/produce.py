@@ -50,19 +50,22 @@ class ProducerResult:
 
 
 def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str,
-                   *, seed: int, batch_size: int, refused: dict[str, str] | None = None) -> ProducerResult:
-    """Copy the committed recordings (validated against the checkpoint) into ``output_dir``."""
+                   *, seed: int, batch_size: int, refused: dict[str, str] | None = None,
+                   which: str = "cpu") -> ProducerResult:
+    """Copy the committed recordings of ``which`` device (validated against the checkpoint) into ``output_dir``."""
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
-    provenance = json.loads((tiny_layout.RECORDED_ROOT / "provenance.json").read_text())
-    gap = tiny_layout.recordings_gap(seed, batch_size, variants)
+    gap = tiny_layout.recordings_gap(seed, batch_size, variants, which)
     if gap:
         raise MissingPackageError(f"gr00t is not importable ({reason}) and {gap}")
-    banner = (f"original outputs: recorded with gr00t {provenance.get('gr00t_commit', '?')[:12]}, not run live "
-              f"({reason}); {handoff.RECORDED_DRIFT}")
+    provenance = tiny_layout.recordings_provenance(which)
+    where = provenance.get("producer", {})
+    ran_on = f"{where.get('device', which)}" + (f" ({where['gpu']})" if where.get("gpu") else "")
+    banner = (f"original outputs: recorded on {ran_on} with gr00t {provenance.get('gr00t_commit', '?')[:12]}, "
+              f"torch {where.get('torch', '?')}, not run live ({reason}); {handoff.RECORDED_DRIFT}")
     result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))
     for tag in tags:
         for variant in variants:
-            src = artifact_path(tiny_layout.RECORDED_ROOT, tag, variant)
+            src = artifact_path(tiny_layout.RECORDED_ROOTS[which], tag, variant)
             load_artifact(src, expected_fingerprint=expected)  # refuse stale recordings early
             dst = atomic_copy(src, artifact_path(output_dir, tag, variant))
             result.artifacts.setdefault(tag, {})[variant] = dst
@@ -88,7 +91,7 @@ def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
 
 
 def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tags=None, seed=None,
-            batch_size=None, device=None, variants=None, allow_recorded: bool = True,
+            batch_size=None, device=None, variants=None, allow_recorded: bool = True, recordings=None,
             environment: dict | None = None, store_dir: str | os.PathLike | None = None) -> ProducerResult:
     """Run the original on every requested tag and variant; one artifact per (tag, variant).
 
@@ -116,6 +119,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         if allow_recorded and tiny_layout.is_embedded_default(checkpoint):
             return use_recordings(checkpoint, output_dir, tags, [v.name for v in runnable], seed=seed,
                                   batch_size=batch_size, refused=refused,
+                                  which=settings.value("recordings", recordings),
                                   reason=f"gr00t not importable: {status['error']}")
         ob.require_gr00t()  # raises with the how-to
 
@@ -167,8 +171,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
 
     outcomes = get_or_compute(
         runnable, jobs_for, read=lambda job: _stored(job.path, job.key, fp["fingerprint"], result.notes),
-        load=load,
-        compute=compute, timings=timings)
+        load=load, compute=compute, timings=timings, failed=result.refused)
     for o in outcomes:
         noise = o.value.initial_noise if o.status == "reused" else o.value.get("initial_noise")
         first_noise.setdefault(o.job.tag, noise)

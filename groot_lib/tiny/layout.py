@@ -13,7 +13,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_ROOT = REPO_ROOT / "checkpoints" / "tiny"
 TINY_CHECKPOINT = TINY_ROOT / "gr00t-n1.7-tiny"
 TINY_HF_HOME = TINY_ROOT / "hf_home"
-RECORDED_ROOT = REPO_ROOT / "references" / "tiny"
+# The original's committed outputs on the tiny default, by the device they were recorded on; CPU-only
+# machines without gr00t replay them (RECORDINGS=cuda: a CUDA original, recorded by bench/gpu/check.sh).
+RECORDED_ROOTS = {"cpu": REPO_ROOT / "references" / "tiny", "cuda": REPO_ROOT / "references" / "tiny-cuda"}
+RECORDED_ROOT = RECORDED_ROOTS["cpu"]
 
 # The original loads config, weights and processor from ``model_name`` and only accepts
 # names containing "nvidia/Cosmos-Reason2"; LeRobot hard-codes the real 2B backbone
@@ -100,13 +103,23 @@ EMBODIMENT_IDS = {
 }
 
 
-def recordings_gap(seed: int, batch_size: int, variants: list[str]) -> str | None:
+def recordings_provenance(which: str = "cpu") -> dict | None:
+    """provenance.json of one recorded set (None when that set was never recorded)."""
+    path = RECORDED_ROOTS[which] / "provenance.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def recordings_gap(seed: int, batch_size: int, variants: list[str], which: str = "cpu") -> str | None:
     """None when the committed recordings cover these settings, else what they cover, what was asked, what to do."""
-    provenance = json.loads((RECORDED_ROOT / "provenance.json").read_text())
+    root = RECORDED_ROOTS[which]
+    provenance = recordings_provenance(which)
+    if provenance is None:
+        return (f"no {which} recordings exist ({root} has no provenance.json); record them on a GPU machine with "
+                "bench/gpu/check.sh, or use RECORDINGS=cpu")
     missing = [v for v in variants if v not in provenance.get("variants", [])]
     if (seed, batch_size) == (provenance.get("seed"), provenance.get("batch_size")) and not missing:
         return None
-    return (f"the recordings in {RECORDED_ROOT} cover only seed={provenance.get('seed')}, batch_size="
+    return (f"the recordings in {root} cover only seed={provenance.get('seed')}, batch_size="
             f"{provenance.get('batch_size')}, variants={provenance.get('variants')}; asked for seed={seed}, "
             f"batch_size={batch_size}, variants={variants}. Use those settings, or provide gr00t: "
             "`make setup GR00T_SRC=/path/to/Isaac-GR00T`")

@@ -96,14 +96,24 @@ def gr00t_in_original_env() -> str:
 
 def check_recordings(values: dict) -> None:
     """Without gr00t only the committed recordings can serve: they cover one seed, batch and variant set."""
+    which = values.get("recordings", "cpu")
     wanted = [v for v in values["variants"].split(",") if not VARIANTS[v].needs_cuda]  # refused on CPU anyway
-    gap = tiny_layout.recordings_gap(values["seed"], values["batch_size"], wanted)
+    gap = tiny_layout.recordings_gap(values["seed"], values["batch_size"], wanted, which)
     if gap:
         raise SettingError(f"gr00t is not installed, and {gap}")
+    if which == "cuda" and values.get("noise_mode") == "seed" and not values["device"].startswith("cuda") \
+            and not (values["device"] == "auto" and _has_nvidia()):
+        raise SettingError("RECORDINGS=cuda replays an original that drew its noise on CUDA; LeRobot here runs on "
+                           "the CPU, whose generator draws different noise from the same seed. Use NOISE_MODE=inject "
+                           "(LeRobot then starts from the recorded noise)")
+
+
+def _has_nvidia() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or bool(shutil.which("nvidia-smi"))
 
 
 def check_device(device: str) -> None:
-    if device.startswith("cuda") and not (Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi")):
+    if device.startswith("cuda") and not _has_nvidia():
         raise SettingError(f"device={device!r} but this machine shows no NVIDIA driver (no /proc/driver/nvidia, no "
                            "nvidia-smi); use DEVICE=cpu or DEVICE=auto")
 

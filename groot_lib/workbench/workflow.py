@@ -265,23 +265,26 @@ def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, reco
     return code, index
 
 
-def record_references(*, variants: str | None = None, seed: int | None = None, batch_size: int | None = None) -> Path:
-    """Run the producer LIVE on the tiny default (CPU) into references/tiny, plus provenance.json.
+def record_references(*, variants: str | None = None, seed: int | None = None, batch_size: int | None = None,
+                      device: str = "cpu", artifacts_root: Path | None = None) -> Path:
+    """Run the producer LIVE on the tiny default into references/tiny (cpu) or references/tiny-cuda (a CUDA
+    device), plus provenance.json.
 
     Needs gr00t in the original kernel (`make setup GR00T_SRC=...`); refuses to "record" recordings.
     """
-    from groot_lib.core.artifact import find_artifacts, load_artifact
+    from groot_lib.core.artifact import find_artifacts, find_variants, load_artifact
     from groot_lib.workbench.notebook_runner import run_notebook
     from groot_lib.core import settings
     from groot_lib.pipeline.handoff import read_source
 
     variants = variants or settings.BY_NAME["variants"].default
     seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
-    out = tiny_layout.RECORDED_ROOT
+    device = settings.value("device", device)
+    out = tiny_layout.RECORDED_ROOTS["cuda" if device.startswith("cuda") else "cpu"]
     staging = out.with_name(out.name + ".staging")
     params = {"checkpoint": str(tiny_layout.TINY_CHECKPOINT), "hf_home": str(tiny_layout.TINY_HF_HOME), "tags": "",
-              "seed": seed, "batch_size": batch_size, "device": "cpu", "variants": variants,
-              "output_dir": str(staging)}
+              "seed": seed, "batch_size": batch_size, "device": device, "variants": variants,
+              "output_dir": str(staging), "store_dir": str(artifacts_root or "")}
     run_notebook(NOTEBOOKS / "producer.ipynb", staging / "producer.ipynb", kernel_name=ORIGINAL_KERNEL,
                  parameters=params, cwd=REPO)
     source = read_source(staging)
@@ -291,10 +294,12 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
     first = load_artifact(next(iter(find_artifacts(staging).values())))
     provenance = {
         "gr00t_commit": source["gr00t"].get("commit"),
-        "producer": first.producer,
+        "producer": {**first.producer, "gpu": (first.producer.get("machine") or {}).get("gpu")},
         "checkpoint": first.checkpoint,
-        "seed": seed, "batch_size": batch_size, "variants": variants.split(","),
-        "command": f"make record-references (python -m groot_lib.workbench.workflow record --variants {variants})",
+        "seed": seed, "batch_size": batch_size, "variants": find_variants(staging),  # refused ones are absent
+        "refused": source.get("refused", {}),
+        "command": ("bench/gpu/check.sh" if device.startswith("cuda") else "make record-references")
+                   + f" (python -m groot_lib.workbench.workflow record --device {device} --variants {variants})",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (staging / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
@@ -321,9 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--artifacts-root", type=Path, help="artifact store (default build/artifacts)")
     rec = sub.add_parser("record", help="re-record references/tiny with the live original (needs gr00t)")
     rec.add_argument("--variants", default=settings.BY_NAME["variants"].default)
+    rec.add_argument("--device", default="cpu", help="cpu -> references/tiny; cuda -> references/tiny-cuda")
+    rec.add_argument("--artifacts-root", type=Path, help="artifact store (default build/artifacts)")
     args = parser.parse_args(argv)
     if args.command == "record":
-        print(record_references(variants=args.variants))
+        print(record_references(variants=args.variants, device=args.device, artifacts_root=args.artifacts_root))
         return 0
     given = {knob.name: getattr(args, knob.name) for knob in settings.KNOBS}
     try:

@@ -27,6 +27,7 @@ import numpy as np
 
 from groot_lib.backends import math_stack, noise, process
 from groot_lib.core import runinfo
+from groot_lib.core.errors import VariantUnavailableError
 from groot_lib.core.variants import Variant, check_attention_ran
 
 FUNCTIONS = ("identity", "load", "preprocess", "sample", "provenance")
@@ -113,6 +114,33 @@ def sdpa_backend(variant: Variant):
     return sdpa_kernel(getattr(SDPBackend, variant.sdpa_backend))
 
 
+@contextmanager
+def forced_backend_refusal(variant: Variant) -> Iterator[None]:
+    """A forced SDPA backend that has no kernel for some call raises torch's bare "No available kernel";
+    turn it into a VariantUnavailableError carrying torch's own reasons (its warnings, e.g. "Flash Attention
+    does not support non-null attn_mask"), so the report says why and the other variants still run."""
+    import warnings
+
+    if not variant.sdpa_backend:
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except RuntimeError as exc:
+            # CUDA says "No available kernel", the CPU "No viable backend ... was found"
+            if "No available kernel" not in str(exc) and "No viable backend" not in str(exc):
+                raise
+            reasons = list(dict.fromkeys(str(w.message).split(" (Triggered internally")[0].strip() for w in caught
+                                         if "kernel not used because" not in str(w.message)
+                                         and "runtime disabled" not in str(w.message)))
+            raise VariantUnavailableError(
+                f"variant {variant.name!r}: torch SDPA forced to {variant.sdpa_backend} has no kernel for an "
+                f"attention call this model makes; torch says: {'; '.join(reasons) or exc}. Not falling back to "
+                "another backend: that would be a different variant.") from None
+
+
 def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed: int,
                    noise_in: np.ndarray | None, context: Any = None) -> dict[str, np.ndarray]:
     """The shared tail of ``sample``: seed or inject the initial noise, run, return numpy action_pred + noise."""
@@ -122,7 +150,8 @@ def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed:
 
     config = loaded.model.config
     shape = (batch, config.action_horizon, config.max_action_dim)
-    with torch.inference_mode(), (context or contextlib.nullcontext()), sdpa_backend(loaded.variant):
+    with forced_backend_refusal(loaded.variant), torch.inference_mode(), (context or contextlib.nullcontext()), \
+            sdpa_backend(loaded.variant):
         out, used = noise.sample_initial_noise(call, shape, seed=seed, noise=noise_in)
     result = {"action_pred": out["action_pred"].float().cpu().numpy()}
     if used is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Iterator
 
+from groot_lib.core.errors import VariantUnavailableError
 from groot_lib.core.variants import Variant
 
 
@@ -34,17 +35,22 @@ class Outcome:
 
 def get_or_compute(variants: Iterable[Variant], jobs_for: Callable[[Variant], list[Job]], *,
                    read: Callable[[Job], Any | None], load: Callable[[Variant, list[Job]], ContextManager[Any]],
-                   compute: Callable[[Any, Job], Any], timings: dict[str, float]) -> Iterator[Outcome]:
+                   compute: Callable[[Any, Job], Any], timings: dict[str, float],
+                   failed: dict[str, str] | None = None) -> Iterator[Outcome]:
     """Yield an Outcome per job, variants in order, stored ones first within a variant.
 
     ``read(job)`` returns the stored value, or None when absent or unusable (it notes why);
     ``load(variant, todo)`` is a backend's ``load`` context manager; ``compute(loaded, job)`` computes
     AND stores one job. No model is loaded for a variant whose jobs are all stored. ``timings`` gains
     "checkpoint load", "compute" and "models loaded".
+
+    A variant after the first that turns out unable to run here (VariantUnavailableError at load or compute,
+    e.g. a forced SDPA backend with no kernel for this model) goes into ``failed`` with the reason and the
+    rest still run; the first variant (the parity reference) and any other exception still raise.
     """
     for key in ("checkpoint load", "compute", "models loaded"):
         timings.setdefault(key, 0)
-    for variant in variants:
+    for index, variant in enumerate(variants):
         todo = []
         for job in jobs_for(variant):
             stored = read(job)
@@ -54,13 +60,19 @@ def get_or_compute(variants: Iterable[Variant], jobs_for: Callable[[Variant], li
                 yield Outcome(job, "reused", stored)
         if not todo:
             continue
-        start = time.perf_counter()
-        with load(variant, todo) as loaded:
-            timings["checkpoint load"] += time.perf_counter() - start
-            timings["models loaded"] += 1
-            for job in todo:
-                start = time.perf_counter()
-                value = compute(loaded, job)
-                seconds = time.perf_counter() - start
-                timings["compute"] += seconds
-                yield Outcome(job, "computed", value, seconds)
+        start, job = time.perf_counter(), None
+        try:
+            with load(variant, todo) as loaded:
+                timings["checkpoint load"] += time.perf_counter() - start
+                timings["models loaded"] += 1
+                for job in todo:
+                    start = time.perf_counter()
+                    value = compute(loaded, job)
+                    seconds = time.perf_counter() - start
+                    timings["compute"] += seconds
+                    yield Outcome(job, "computed", value, seconds)
+        except VariantUnavailableError as exc:
+            if index == 0 or failed is None:
+                raise
+            where = f" (at {job.tag}; not run for {', '.join(j.tag for j in todo[todo.index(job):])})" if job else ""
+            failed[variant.name] = f"failed at run time{where}: {exc}"

@@ -189,7 +189,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         return lb.load(checkpoint, ckpt.embodiment_layout(checkpoint, todo[0].tag), variant=variant, device=device)
 
     outcomes = get_or_compute(runnable, jobs_for, read=lambda job: _read(job.path, job.key, result.notes),
-                              load=load, compute=compute, timings=timings)
+                              load=load, compute=compute, timings=timings, failed=result.refused)
     for o in outcomes:
         progress.note("consumer", f"{o.job.tag} {o.job.variant.name}: LeRobot {o.status}"
                       + (f" in {o.seconds:.1f} s" if o.status == "computed" else ""))

@@ -22,6 +22,8 @@ DEVICE ?=
 VARIANTS ?=
 PRECISION_K ?=
 NOISE_MODE ?=
+# without gr00t: cpu (references/tiny) or cuda (references/tiny-cuda, recorded on a GPU by bench/gpu/check.sh)
+RECORDINGS ?=
 # HF_HOME is forwarded only when given on the command line (make report HF_HOME=...): an HF_HOME in your
 # shell still reaches the kernels, but never replaces the tiny default's isolated cache.
 HF_HOME_ARG := $(if $(filter command line,$(origin HF_HOME)),$(HF_HOME))
@@ -44,7 +46,8 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(SEED),--seed '$(SEED)') $(if $(BATCH),--batch-size '$(BATCH)') $(if $(ATOL),--atol '$(ATOL)') \
   $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)') \
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
-  $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
+  $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(RECORDINGS),--recordings '$(RECORDINGS)') \
+  $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
 .PHONY: setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports clean FORCE
 
@@ -106,9 +109,14 @@ record-references: kernels
 
 # Per-phase wall time + peak RSS of `make report` (tiny + a generated scaled-up checkpoint) against
 # a bare script + pytest flow: build/bench/results-<UTC>.md/.json. BENCH_ARGS=--skip-scaled etc.
-.PHONY: bench
+.PHONY: bench gpu-check-prepare
 bench: kernels
 	$(TOOLS) -m bench.run $(BENCH_ARGS)
+
+# The one-script GPU check (bench/gpu/check.sh): packs what a network-less Python 3.12 + CUDA torch machine lacks
+# (the envs' wheels as .whl/*.tar.xz, your gr00t checkout as .device/gr00t; ~48 MiB, never committed).
+gpu-check-prepare: kernels
+	$(TOOLS) -m bench.gpu.prepare $(if $(GR00T_SRC),--gr00t-src '$(GR00T_SRC)') $(if $(PY312),--python $(PY312))
 
 # The content-addressed store of original artifacts and LeRobot replays (reports keep hard links).
 clean-artifacts:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -50,10 +51,32 @@ def git_state(path: str | Path) -> dict:
 
     commit = (git("rev-parse", "HEAD") or "").strip() or None
     if commit is None:
+        if shutil.which("git") is None:  # no git here (a bare GPU machine): the commit still reads from .git
+            return {"commit": _head_without_git(Path(path)), "modified": None, "changed_files": []}
         return {"commit": None, "modified": None, "changed_files": []}
     status = git("status", "--porcelain", "--untracked-files=normal", "--", ".") or ""
     changed = [line[3:] for line in status.splitlines() if line.strip()]
     return {"commit": commit, "modified": bool(changed), "changed_files": changed[:20]}
+
+
+def _head_without_git(path: Path) -> str | None:
+    """HEAD's commit read from the nearest ``.git`` folder (detached SHA, loose ref or packed ref)."""
+    for root in (path, *path.parents):
+        head = root / ".git" / "HEAD"
+        if not head.is_file():
+            continue
+        text = head.read_text().strip()
+        if not text.startswith("ref: "):
+            return text or None
+        ref = text[5:]
+        if (root / ".git" / ref).is_file():
+            return (root / ".git" / ref).read_text().strip()
+        packed = root / ".git" / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.is_file() else []:
+            if line.endswith(" " + ref):
+                return line.split()[0]
+        return None
+    return None
 
 
 def package_identity(name: str, *, with_git: bool = False) -> dict:

@@ -325,3 +325,17 @@ def test_pages_render_in_headless_chromium_offline(report):
         assert (shots / (page.stem + ".png")).stat().st_size > 10_000
         if page == index:
             assert "Verdict matrix" in proc.stdout and proc.stdout.count('src="data:image/png;base64,') >= 4
+
+
+def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
+    """RECORDINGS=cuda: the original as it ran on an H200 (bench/gpu/check.sh), replayed here on the CPU from its
+    recorded noise. The page and verdicts say where the original ran; fp32 parity holds within the CPU/CUDA
+    rounding gap and is never SUSPECT; seeded noise (a CPU generator) would not be comparable, and is refused."""
+    result = producer.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path / "art", [TAG], ["fp32-sdpa"],
+                                     reason="test", seed=0, batch_size=2, which="cuda")
+    assert "recorded on cuda (NVIDIA H" in result.banner and "torch 2.11" in result.banner, result.banner
+    verdicts = consume(tmp_path / "art", tmp_path / "out", tags=TAG, noise_mode="inject", device="cpu")
+    model = next(r for r in verdicts["rows"] if r["check"] == "model parity")
+    assert model["verdict"] == "PASS" and 0 < model["max|delta|"] < 5e-3, model  # CPU vs CUDA rounding, not zero
+    assert not verdicts["suspect"] and model["x expected gap"] < 10, model  # measured 0.57x
+    assert "recorded on cuda" in verdicts["source"]["banner"]

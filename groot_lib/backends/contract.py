@@ -132,7 +132,8 @@ def forced_backend_refusal(variant: Variant) -> Iterator[None]:
             # CUDA says "No available kernel", the CPU "No viable backend ... was found"
             if "No available kernel" not in str(exc) and "No viable backend" not in str(exc):
                 raise
-            reasons = list(dict.fromkeys(str(w.message).split(" (Triggered internally")[0].strip() for w in caught
+            reasons = list(dict.fromkeys(str(w.message).split(" (Triggered internally")[0].strip().rstrip(".")
+                                         for w in caught
                                          if "kernel not used because" not in str(w.message)
                                          and "runtime disabled" not in str(w.message)))
             raise VariantUnavailableError(

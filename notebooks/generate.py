@@ -201,6 +201,29 @@ for title, figure in report.heatmaps():
         print(figure)
 """),
     md("""
+## Where it starts: the first diverging stage
+
+Both runs record their named stages (vision tower, each text layer, the backbone's output, the VL layer norm and
+self-attention, the state encoder, and per flow step the action encoder, timestep encoder, each DiT block, the DiT
+output and the action decoder). Compared in the order they ran, the first stage whose relative error exceeds what
+rounding explains is where the divergence starts; later stages inherit it. Tables and profiles are shown for tags
+that fail, are SUSPECT, or have a stage above rounding.
+"""),
+    code("""
+for r in results:
+    if r.stages is None:
+        print(f"{r.tag}: not compared: {r.stages_missing}")
+        continue
+    print(f"{r.tag}: {r.stages.describe()}")
+    for note in r.stages.notes:
+        print("   note:", note)
+    if not r.model.passed or r.model.suspect or r.first_divergence:
+        display(pd.DataFrame([row.as_dict() for row in r.stages.rows]).style.apply(
+            lambda col: ["background:#fdd" if v else "" for v in col], subset=["flagged"]).format(fmt, subset=["max|delta|", "relative"]))
+for title, figure in report.stage_figures():
+    display(Image(figure))
+"""),
+    md("""
 ## Precision study
 
 Per embodiment and low-precision variant, all from the same initial noise: the fp32 implementation gap, each
@@ -305,10 +328,12 @@ for region, rows in worst.items():
     md("## Where it starts: stage localisation"),
     code("""
 verdicts = reports.load_verdicts(report)
-if "first_divergence" in verdicts:
-    display(pd.DataFrame(verdicts["first_divergence"]))
+found = {tag: first for tag, first in verdicts.get("first_divergence", {}).items()}
+if not found:
+    print("this report has no stage comparison (made before groot_lib captured stages)")
 else:
-    print("this report captured no model stages: only action_pred is compared (stage capture is not built yet)")
+    display(pd.DataFrame([{"tag": tag, **(first or {"stage": "none: every stage within rounding"})}
+                          for tag, first in found.items()]))
 """),
     md("## Before / after"),
     code("""

@@ -143,18 +143,25 @@ def forced_backend_refusal(variant: Variant) -> Iterator[None]:
 
 
 def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed: int,
-                   noise_in: np.ndarray | None, context: Any = None) -> dict[str, np.ndarray]:
-    """The shared tail of ``sample``: seed or inject the initial noise, run, return numpy action_pred + noise."""
+                   noise_in: np.ndarray | None, context: Any = None, capture_stages: bool = False) -> dict[str, Any]:
+    """The shared tail of ``sample``: seed or inject the initial noise, run, return numpy action_pred + noise
+    (+ ``stages``: the named stages' outputs, backends/stages.py, when ``capture_stages``)."""
     import contextlib
 
     import torch
 
+    from groot_lib.backends import stages
+
     config = loaded.model.config
     shape = (batch, config.action_horizon, config.max_action_dim)
+    captured: dict = {}
     with forced_backend_refusal(loaded.variant), torch.inference_mode(), (context or contextlib.nullcontext()), \
-            sdpa_backend(loaded.variant):
+            sdpa_backend(loaded.variant), \
+            (stages.capture(loaded.model) if capture_stages else contextlib.nullcontext(captured)) as captured:
         out, used = noise.sample_initial_noise(call, shape, seed=seed, noise=noise_in)
-    result = {"action_pred": out["action_pred"].float().cpu().numpy()}
+    result: dict[str, Any] = {"action_pred": out["action_pred"].float().cpu().numpy()}
+    if capture_stages:
+        result["stages"] = captured
     if used is not None:
         result["initial_noise"] = np.asarray(used, dtype=np.float32)
     return result

@@ -12,6 +12,7 @@ import numpy as np
 
 from groot_lib.compare.expected_gap import assess, expected_gap
 from groot_lib.compare.precision import LEROBOT, ORIGINAL, PrecisionVerdict, study
+from groot_lib.compare.stages import StageReport, compare_stages
 from groot_lib.compare.tensors import Comparison, cell_max_abs_delta, compare_close, compare_exact, violation_mask
 from groot_lib.core import checkpoint as ckpt
 from groot_lib.core.artifact import Artifact
@@ -33,6 +34,12 @@ class TagResult:
     noise_mode: str
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    stages: "StageReport | None" = None  # where the models diverge (compare/stages.py); None: not captured
+    stages_missing: str = ""  # why there is no stage comparison
+
+    @property
+    def first_divergence(self):
+        return self.stages.first if self.stages else None
 
     @property
     def comparisons(self) -> list[Comparison]:
@@ -98,6 +105,18 @@ def model_parity(replay, artifact: Artifact, *, atol: float, rtol: float, noise_
         comparison.notes.append("seeded initial noise identical to the producer's" if same else
                                 "seeded initial noise DIFFERS from the producer's (RNG/device/dtype): use noise_mode='inject'")
     return comparison
+
+
+def stage_parity(replay, artifact: Artifact) -> tuple[StageReport | None, str]:
+    """The named stages of both runs compared in firing order, or (None, why not)."""
+    if not artifact.stages:
+        return None, (f"{artifact.path.name} has no stage capture (recorded before groot_lib captured stages); "
+                      "re-record it with the live original to localise a divergence")
+    if not replay.stages:
+        return None, "LeRobot's replay has no stage capture"
+    return compare_stages(artifact.stages, replay.stages, original_device=artifact.producer.get("device"),
+                          lerobot_device=replay.info.get("provenance", {}).get("device"),
+                          dtype=artifact.producer.get("dtype", "float32")), ""
 
 
 def preprocessor_parity(replay, artifact: Artifact, *, atol: float, rtol: float) -> list[Comparison]:

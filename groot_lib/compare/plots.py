@@ -131,6 +131,40 @@ def heatmap_grid(panels: list[dict], *, vmax: float | None = None, ncols: int = 
     return fig
 
 
+def stage_profile(rows, *, threshold: float, title: str):
+    """Relative |delta| of every named stage in firing order (log scale; flow steps shaded alternately), the
+    rounding threshold as a line and the first stage above it marked: where the error starts, and whether later
+    stages and flow steps amplify or damp it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    floor = threshold * 1e-3
+    values = [floor if r.relative is None or r.relative <= floor else min(r.relative, 1e6) for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.18 * len(rows)), 3.2))
+    for step in sorted({r.call for r in rows if r.call}):
+        xs = [i for i, r in enumerate(rows) if r.call == step and r.stage.startswith(("action", "timestep", "dit"))]
+        if xs and step % 2:
+            ax.axvspan(min(xs) - 0.5, max(xs) + 0.5, color="#eee", zorder=0)
+    colours = ["#c33" if r.flagged else "#37a" for r in rows]
+    ax.scatter(range(len(rows)), values, c=colours, s=14, zorder=3)
+    ax.plot(range(len(rows)), values, color="#999", lw=0.8, zorder=2)
+    ax.axhline(threshold, color="#c33", ls="--", lw=1, label=f"rounding threshold {threshold:.2g}")
+    first = next((i for i, r in enumerate(rows) if r.flagged), None)
+    if first is not None:
+        ax.annotate(f"first: {rows[first].stage}@{rows[first].call}", (first, values[first]),
+                    xytext=(5, 10), textcoords="offset points", fontsize=8, color="#c33")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([f"{r.stage}@{r.call}" for r in rows], rotation=90, fontsize=6)
+    ax.set_ylabel("max |delta| / max |original|")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def png(fig, dpi: int = 100) -> bytes:
     """PNG bytes of a pyplot-free Figure (IPython only shows such figures as text otherwise)."""
     import io

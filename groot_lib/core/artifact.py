@@ -22,7 +22,7 @@ from groot_lib.core.variants import DEFAULT_VARIANT  # noqa: E402  (re-exported)
 REQUIRED_KEYS = ("meta::schema", "meta::embodiment_tag", "meta::seed", "meta::producer",
                  "meta::checkpoint", "out::action_pred")
 _REGEN = "re-run the producer (make report) to regenerate it"
-_SECTIONS = {"raw::": "raw", "in::": "inputs", "out::": "outputs"}
+_SECTIONS = {"raw::": "raw", "in::": "inputs", "out::": "outputs", "stage::": "stages"}
 
 
 @dataclass
@@ -39,6 +39,8 @@ class Artifact:
     raw: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    # named model stages (backends/stages.py): "<stage>@<call>" -> float32 output, when captured
+    stages: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def action_pred(self) -> np.ndarray:
@@ -104,7 +106,7 @@ def _check_array(key: str, arr: np.ndarray, path: Path) -> None:
 def save_artifact(path: str | Path, *, embodiment_tag: str, seed: int, producer: Mapping[str, Any],
                   checkpoint: Mapping[str, Any], raw: Mapping[str, Any], inputs: Mapping[str, Any],
                   outputs: Mapping[str, Any], variant: str = DEFAULT_VARIANT,
-                  extra: Mapping[str, Any] | None = None) -> Path:
+                  extra: Mapping[str, Any] | None = None, stages: Mapping[str, Any] | None = None) -> Path:
     """Validate and write atomically (temp file + fsync + os.replace): readers never see half a file."""
     path = Path(path)
     if "fingerprint" not in checkpoint:
@@ -122,7 +124,7 @@ def save_artifact(path: str | Path, *, embodiment_tag: str, seed: int, producer:
         "meta::variant": np.array(str(variant)),
         "meta::extra": np.array(json.dumps(dict(extra or {}), sort_keys=True, default=str)),
     }
-    for prefix, section in (("raw::", raw), ("in::", inputs), ("out::", outputs)):
+    for prefix, section in (("raw::", raw), ("in::", inputs), ("out::", outputs), ("stage::", stages or {})):
         for name, value in section.items():
             key = prefix + name
             if not name or "::" in name:
@@ -227,7 +229,7 @@ def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
                           f"  Hint: {_REGEN}.", path=path, key="meta::checkpoint")
     if expected_fingerprint is not None:
         _check_fingerprint(path, checkpoint["fingerprint"], expected_fingerprint)
-    sections: dict[str, dict[str, np.ndarray]] = {"raw": {}, "inputs": {}, "outputs": {}}
+    sections: dict[str, dict[str, np.ndarray]] = {"raw": {}, "inputs": {}, "outputs": {}, "stages": {}}
     for key, arr in data.items():
         for prefix, section in _SECTIONS.items():
             if key.startswith(prefix):

@@ -18,7 +18,8 @@ from groot_lib.core import checkpoint as ckpt
 from groot_lib.core import settings
 from groot_lib.core.atomic import atomic_write_bytes, atomic_write_text
 from groot_lib.core.artifact import Artifact, find_artifacts, load_artifact
-from groot_lib.compare.parity import TagResult, heatmap_title, model_parity, precision_study, preprocessor_parity
+from groot_lib.compare.parity import (TagResult, heatmap_title, model_parity, precision_study, preprocessor_parity,
+                                      stage_parity)
 from groot_lib.compare.tensors import Comparison
 from groot_lib.core.errors import ParityError
 from groot_lib.compare.precision import PrecisionVerdict
@@ -158,6 +159,20 @@ class ConsumerReport:
                                                                   title=caption))))
         return out
 
+    def stage_figures(self, *, everything: bool = False) -> list[tuple[str, bytes]]:
+        """(title, PNG) of the stage profile for each tag whose model parity fails, is SUSPECT or has a stage
+        above rounding (``everything``: every tag with a stage capture)."""
+        from groot_lib.compare import plots
+
+        out = []
+        with self._timed_plots():
+            for r in self.results:
+                if r.stages and (everything or not r.model.passed or r.model.suspect or r.first_divergence):
+                    title = f"{r.tag}: {r.stages.describe()}"
+                    out.append((title, plots.png(plots.stage_profile(r.stages.rows, threshold=r.stages.threshold,
+                                                                     title=title))))
+        return out
+
     def precision_figures(self) -> list[tuple[str, bytes]]:
         """(title, PNG) per tag and variant: the four gaps on one shared colour scale (heatmap_grid's)."""
         from groot_lib.compare import plots
@@ -205,8 +220,9 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
             model.notes.append(f"{artifact.path.name} is a legacy dump read on trust"
                                + (f"; {artifact.extra['warning']}" if artifact.extra.get("warning") else ""))
         pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol)
+        stages, missing = stage_parity(replay, artifact)
         results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
-                                 seconds=replay.seconds))
+                                 seconds=replay.seconds, stages=stages, stages_missing=missing))
     precision = precision_study(replays, artifacts, variants, layouts=layouts, k=k)
     refused = {**(source or {}).get("refused", {}), **replays.refused}
     return ConsumerReport(results, precision, replays, refused, k, noise_mode,
@@ -217,7 +233,10 @@ def _tag_summary(result: TagResult, limit: int = 200) -> dict:
     data = result.heatmap_data()
     cells = np.argwhere(data["violations_hd"]).tolist() if data else []
     valid = np.argwhere(data["violations_hd"] & result.layout.valid_mask(data["violations_hd"].shape)) if data else []
+    stages = result.stages.summary() if result.stages else {"first_divergence": None,
+                                                            "not compared": result.stages_missing}
     return {"passed": result.passed, "noise_mode": result.noise_mode, "seconds": round(result.seconds, 2),
+            "first_divergence": stages["first_divergence"], "stages": stages,
             "n_violating_cells": len(cells), "violating_cells": cells[:limit],
             "n_violating_valid": len(valid), "n_violating_padding": len(cells) - len(valid),
             "valid_horizon": result.layout.action_horizon, "valid_dim": result.layout.action_dim}
@@ -261,6 +280,9 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "row_notes": [f"{c.tag} / {c.check} / {c.name}: {note}" for r in report.results for c in r.comparisons
                       for note in c.notes],
         "tags": {r.tag: _tag_summary(r) for r in report.results},
+        # where each tag's models start to differ (None: every named stage within rounding, or not captured)
+        "first_divergence": {r.tag: (r.stages.summary()["first_divergence"] if r.stages else None)
+                             for r in report.results},
         "precision": [v.as_row() for v in report.precision],
         "precision_gaps": [g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps],
         "refused": report.refused,

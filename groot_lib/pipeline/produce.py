@@ -25,7 +25,7 @@ from groot_lib.pipeline.driver import Job, get_or_compute
 from groot_lib.tiny import layout as tiny_layout
 
 # groot_lib modules whose code shapes an artifact: editing one invalidates stored artifacts.
-PRODUCER_CODE = ("pipeline.produce", "pipeline.driver", "backends.original", "backends.contract",
+PRODUCER_CODE = ("pipeline.produce", "pipeline.driver", "backends.original", "backends.contract", "backends.stages",
                  "backends.noise", "backends.tensors", "backends.math_stack", "core.observations", "core.checkpoint",
                  "core.artifact", "core.variants", "core.code_identity", "core.machine")
 
@@ -155,11 +155,14 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     def compute(loaded, job):
         inputs = ob.preprocess(loaded, layouts[job.tag], raws[job.tag])
         # Later variants start from the first variant's noise: precision is then the only change.
-        out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag))
+        # the reference variant also records its named stages (backends/stages.py): where a divergence starts
+        out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag),
+                        capture_stages=job.variant.name == first)
+        captured = out.pop("stages", None)
         save_artifact(
             job.path, embodiment_tag=job.tag, seed=seed, checkpoint=fp,
             producer=contract.provenance_once(ob, loaded),
-            raw=raws[job.tag], inputs=inputs, outputs=out, variant=job.variant.name,
+            raw=raws[job.tag], inputs=inputs, outputs=out, variant=job.variant.name, stages=captured,
             extra={"observation_recipe": OBSERVATION_RECIPE, "batch_size": batch_size, "noise": job.context["noise"],
                    "store_key": job.key, "environment": environment or {}},
         )

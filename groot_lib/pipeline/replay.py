@@ -27,10 +27,12 @@ from groot_lib.pipeline import progress
 from groot_lib.pipeline.driver import Job, get_or_compute
 
 REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
-REPLAY_CODE = ("pipeline.replay", "pipeline.driver", "backends.lerobot", "backends.contract", "backends.noise",
+REPLAY_CODE = ("pipeline.replay", "pipeline.driver", "backends.lerobot", "backends.contract", "backends.stages",
+               "backends.noise",
                "backends.tensors", "backends.math_stack", "core.checkpoint", "core.variants", "core.code_identity",
                "core.machine")
 PRE = "pre."  # prefix of preprocessor outputs inside a replay
+STAGE = "stage."  # prefix of the parity replay's named stages (backends/stages.py) inside a replay
 
 
 @dataclass
@@ -51,6 +53,10 @@ class Replay:
     @property
     def action_pred(self) -> np.ndarray:
         return self.arrays["action_pred"]
+
+    @property
+    def stages(self) -> dict[str, np.ndarray]:
+        return {k[len(STAGE):]: v for k, v in self.arrays.items() if k.startswith(STAGE)}
 
     @property
     def preprocessed(self) -> dict[str, np.ndarray]:
@@ -116,8 +122,9 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
             notes.append(f"{ref.path.name}: no recorded initial noise; {source.variant} replay of {ref.embodiment_tag} "
                          "is seeded instead, so its noise floor also includes RNG differences")
         return {"action_pred": lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]}
-    out = lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise if noise_mode == "inject" else None)
-    arrays = {"action_pred": out["action_pred"]}
+    out = lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise if noise_mode == "inject" else None,
+                    capture_stages=True)
+    arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in out["stages"].items()}}
     if "initial_noise" in out:
         arrays["initial_noise"] = out["initial_noise"]
     if study:

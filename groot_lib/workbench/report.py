@@ -144,7 +144,26 @@ def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
               f"{summary.get('n_violating_padding', 'n/a')} in padding.</p>") if summary else ""
     rows = [r for r in verdicts.get("rows", []) if r["tag"] == tag]
     return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>{image}{counts}"
-            f"{_table(rows)}</section>")
+            f"{_divergence(summary.get('stages') or {})}{_table(rows)}</section>")
+
+
+def _divergence(stages: dict) -> str:
+    """Where the models start to differ: the first named stage above rounding, or why there is no answer."""
+    if "not compared" in stages:
+        return f"<p class='first-divergence'>Stages: not compared ({html.escape(stages['not compared'])}).</p>"
+    first = stages.get("first_divergence")
+    if not stages:
+        return ""
+    if first is None:
+        return (f"<p class='first-divergence'>Stages: all {len(stages.get('stages', []))} named stages within "
+                "rounding.</p>")
+    size = (f"max |delta| {first['max|delta|']:.3g}, relative {first['relative']:.3g}"
+            if first.get("max|delta|") is not None else "shapes differ")
+    from groot_lib.compare.stages import stage_label
+
+    return (f"<p class='first-divergence'><b>Diverges first at {html.escape(stage_label(first['stage'], first['step']))}"
+            f"</b> ({size}; threshold {stages.get('threshold (relative)', 0):.2g} relative). Every "
+            "later stage inherits it: see the consumer page's stage profile.</p>")
 
 
 def _settings_table(settings: dict) -> str:

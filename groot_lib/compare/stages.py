@@ -1,0 +1,115 @@
+"""Where does it diverge: the two implementations' named stages (backends/stages.py), compared in firing order.
+
+Why: a failing ``action_pred`` says *that* the models differ; the first stage whose error exceeds what rounding
+explains says *where it starts*: every stage after it inherits the error. A stage's error is taken relative
+to its own scale (max |delta| / max |original|), set against the relative gap rounding explains for the device
+pair (compare/expected_gap.py: the action_pred gap, on outputs of order 1) times SUSPECT_FACTOR, the same
+margin the SUSPECT verdict uses. numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from groot_lib.compare.expected_gap import SUSPECT_FACTOR, expected_gap
+
+NOTES_KEY = "__notes__"
+# stages that run once per flow-matching step (their call is the step); the rest run once
+PER_STEP = ("action_encoder", "timestep_encoder", "dit.", "action_decoder")
+
+
+def stage_label(stage: str, call: int) -> str:
+    """'dit.block2 at flow step 1', 'vl.layernorm' (one label for the notebook, index.html and the terminal)."""
+    if stage.startswith(PER_STEP):
+        return f"{stage} at flow step {call}"
+    return f"{stage}, call {call}" if call else stage
+
+
+@dataclass
+class StageDelta:
+    stage: str  # e.g. "dit.block2"
+    call: int  # the module's call: the flow-matching step for per-step stages
+    shapes: tuple[tuple, tuple]  # (original, LeRobot)
+    max_abs: float | None = None  # None when not comparable
+    relative: float | None = None  # max |delta| / max |original|
+    flagged: bool = False
+
+    @property
+    def name(self) -> str:
+        return stage_label(self.stage, self.call)
+
+    def as_dict(self) -> dict:
+        return {"stage": self.stage, "step": self.call, "max|delta|": self.max_abs, "relative": self.relative,
+                "flagged": self.flagged, "shapes": [list(s) for s in self.shapes]}
+
+
+@dataclass
+class StageReport:
+    rows: list[StageDelta]
+    threshold: float  # relative error above which a stage is flagged
+    basis: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def first(self) -> StageDelta | None:
+        return next((r for r in self.rows if r.flagged), None)
+
+    def summary(self) -> dict:
+        """verdicts.json's ``first_divergence`` (None when every stage is within rounding) and the table."""
+        first = self.first
+        return {"first_divergence": None if first is None else {
+                    "stage": first.stage, "step": first.call, "max|delta|": first.max_abs, "relative": first.relative},
+                "threshold (relative)": self.threshold, "basis": self.basis, "notes": self.notes,
+                "stages": [r.as_dict() for r in self.rows]}
+
+    def describe(self) -> str:
+        first = self.first
+        if first is None:
+            return f"no stage exceeds rounding ({len(self.rows)} stages compared, relative threshold {self.threshold:.2g})"
+        if first.max_abs is None:
+            return f"diverges first at {first.name}: shapes {first.shapes[0]} vs {first.shapes[1]}"
+        return (f"diverges first at {first.name}: max |delta| {first.max_abs:.3g}, relative {first.relative:.3g} "
+                f"(> {self.threshold:.2g})")
+
+
+def split_key(key: str) -> tuple[int, str, int]:
+    """'0012:dit.block2@1' -> (12, 'dit.block2', 1)."""
+    seq, rest = key.split(":", 1)
+    stage, call = rest.rsplit("@", 1)
+    return int(seq), stage, int(call)
+
+
+def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarray], *, original_device: str | None,
+                   lerobot_device: str | None, dtype: str = "float32") -> StageReport:
+    """Every stage the original recorded, in its firing order, against LeRobot's same stage and call."""
+    gap = expected_gap(original_device, lerobot_device, dtype)
+    threshold = SUSPECT_FACTOR * gap.max_abs
+    notes = [f"{side}: {str(found[NOTES_KEY])}" for side, found in (("original", original), ("LeRobot", lerobot))
+             if NOTES_KEY in found]
+    theirs = {split_key(k)[1:]: v for k, v in lerobot.items() if k != NOTES_KEY}
+    rows = []
+    for key in sorted((k for k in original if k != NOTES_KEY), key=lambda k: split_key(k)[0]):
+        _, stage, call = split_key(key)
+        ref = np.asarray(original[key], dtype=np.float64)
+        if (stage, call) not in theirs:
+            notes.append(f"{stage}@{call}: LeRobot did not run it")
+            continue
+        ours = np.asarray(theirs.pop((stage, call)), dtype=np.float64)
+        row = StageDelta(stage, call, (ref.shape, ours.shape))
+        if ref.shape == ours.shape and ref.size:
+            with np.errstate(invalid="ignore"):
+                delta = np.abs(ours - ref)
+            row.max_abs = float(np.nanmax(delta)) if np.isfinite(delta).any() else float("inf")
+            if not np.isfinite(ours).all() or not np.isfinite(ref).all():
+                row.max_abs = float("inf")  # NaN/Inf on one side: diverged
+            scale = float(np.nanmax(np.abs(ref))) if np.isfinite(ref).any() else 0.0
+            row.relative = row.max_abs / max(scale, 1e-12)
+            row.flagged = row.relative > threshold
+        else:  # a different shape is a divergence too (never cropped to a common shape)
+            row.flagged = True
+            notes.append(f"{stage}@{call}: shapes differ ({ref.shape} vs {ours.shape})")
+        rows.append(row)
+    notes += [f"{stage}@{call}: only LeRobot ran it" for stage, call in sorted(theirs)]
+    return StageReport(rows, threshold, f"{SUSPECT_FACTOR:g} x {gap.describe()}", notes)

@@ -1,0 +1,195 @@
+"""Stage localisation on real components: the real LeRobot model on the tiny default against the original's
+recorded stages, with faults the tests plant at run time (forward hooks on LeRobot's modules; never in the
+library). Each fault must be named as the first diverging stage and call; a clean run names none.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO, env_python, planted_notebooks
+from groot_lib.compare.stages import compare_stages, split_key, stage_label
+from groot_lib.core.artifact import artifact_path, load_artifact
+from groot_lib.tiny import layout as tiny_layout
+
+TAG = "libero_sim"
+
+# (name, module path in LeRobot's model, python expression for the perturbed output `o` given `call`, or a
+# pre-hook on the inputs `a`) -> the stage and call the report must name first
+FAULTS = {
+    "vision tower scaled 1%": ("backbone.model.model.visual", "post", "scale(o, 1.01)", ("backbone.vision", 0)),
+    "text layer 1 scaled 1%": ("backbone.model.model.language_model.layers.1", "post", "scale(o, 1.01)",
+                               ("backbone.text.layer1", 0)),
+    "VL layer norm shifted": ("action_head.vlln", "post", "o + 0.01", ("vl.layernorm", 0)),
+    "state encoder (embodiment MLP) scaled": ("action_head.state_encoder", "post", "o * 1.05", ("state_encoder", 0)),
+    "timestep embedding scaled": ("action_head.model.timestep_encoder", "post", "o * 1.02", ("timestep_encoder", 0)),
+    "DiT block 2 at flow step 1 only": ("action_head.model.transformer_blocks.2", "post",
+                                        "o * 1.01 if call == 1 else o", ("dit.block2", 1)),
+    "action decoder scaled": ("action_head.action_decoder", "post", "o * 0.99", ("action_decoder", 0)),
+    "sampler's update off by 0.1%": ("action_head.action_encoder", "pre", "(a[0] * 1.001,) + a[1:] if call else a",
+                                     ("action_encoder", 1)),
+}
+
+PLANT = """
+def scale(o, k):
+    if hasattr(o, "pooler_output"):
+        o.pooler_output = o.pooler_output * k
+        return o
+    if isinstance(o, tuple):
+        return (o[0] * k,) + o[1:]
+    return o * k
+
+
+def plant(model, path, kind, expression):
+    calls = [0]
+
+    def post(module, a, o):
+        call = calls[0]
+        calls[0] += 1
+        return eval(expression)
+
+    def pre(module, a):
+        call = calls[0]
+        calls[0] += 1
+        return eval(expression)
+
+    module = model.get_submodule(path)
+    return module.register_forward_hook(post) if kind == "post" else module.register_forward_pre_hook(pre)
+"""
+
+SNIPPET = PLANT + """
+import json, sys
+import numpy as np
+from groot_lib.backends import process
+from groot_lib.tiny import layout as L
+process.configure_process(L.TINY_HF_HOME)
+from groot_lib.backends import lerobot as lb
+from groot_lib.core import checkpoint as ck
+from groot_lib.core.artifact import artifact_path, load_artifact
+from groot_lib.core.variants import get_variant
+faults = json.loads(sys.argv[1])
+art = load_artifact(artifact_path(L.RECORDED_ROOT, "libero_sim"))
+out = {}
+with lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, "libero_sim"),
+             variant=get_variant("fp32-sdpa"), device="cpu") as loaded:
+    for name, (path, kind, expression, _) in {"clean": (None, None, None, None), **faults}.items():
+        handle = plant(loaded.model, path, kind, expression) if path else None
+        run = lb.sample(loaded, art.inputs, seed=0, noise=art.initial_noise, capture_stages=True)
+        if handle:
+            handle.remove()
+        np.savez(f"{sys.argv[2]}/{name.replace(' ', '_').replace('%', 'pct')}.npz", action_pred=run["action_pred"],
+                 **run["stages"])
+        out[name] = f"{sys.argv[2]}/{name.replace(' ', '_').replace('%', 'pct')}.npz"
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One LeRobot process: a clean replay and one replay per planted fault, each with its stages."""
+    folder = tmp_path_factory.mktemp("stages")
+    import subprocess
+    import textwrap
+
+
+    proc = subprocess.run([str(env_python("groot-lerobot")), "-c", textwrap.dedent(SNIPPET), json.dumps(FAULTS),
+                           str(folder)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    paths = json.loads(proc.stdout.strip().splitlines()[-1])
+    loaded = {}
+    for name, path in paths.items():
+        with np.load(path) as npz:
+            loaded[name] = {k: npz[k] for k in npz.files}
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def original():
+    art = load_artifact(artifact_path(tiny_layout.RECORDED_ROOT, TAG))
+    assert art.stages, f"{art.path} has no stage capture: re-record with `make record-references`"
+    return art
+
+
+def _report(original, run):
+    stages = {k: v for k, v in run.items() if k != "action_pred"}
+    return compare_stages(original.stages, stages, original_device="cpu", lerobot_device="cpu")
+
+
+def test_every_named_stage_runs_on_both_sides_in_the_same_order(original, runs):
+    """The explicit mapping: every stage path resolves on both implementations, and they fire in one order."""
+    ours = [split_key(k)[1:] for k in sorted((k for k in runs["clean"] if ":" in k), key=lambda k: split_key(k)[0])]
+    theirs = [split_key(k)[1:] for k in sorted(original.stages, key=lambda k: split_key(k)[0])]
+    assert ours == theirs and len(ours) == 40, (ours, theirs)
+    assert ("backbone.vision", 0) in ours and ("action_decoder", 3) in ours  # 4 flow steps on the tiny default
+
+
+def test_a_clean_run_names_no_stage(original, runs):
+    report = _report(original, runs["clean"])
+    assert report.first is None and report.rows and not report.notes, report.describe()
+    assert "no stage exceeds rounding" in report.describe()
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_planted_fault_is_localised_to_its_stage(original, runs, fault):
+    report = _report(original, runs[fault])
+    expected = FAULTS[fault][3]
+    first = report.first
+    assert first is not None and (first.stage, first.call) == expected, (fault, report.describe())
+    before = report.rows[:report.rows.index(first)]
+    assert all(r.max_abs == 0 or r.relative < report.threshold for r in before), before[-3:]
+    # the fault changes the actions too, so the report has something to localise
+    assert np.abs(runs[fault]["action_pred"] - original.action_pred).max() > 0
+
+
+def test_a_fault_is_named_on_the_report_pages(tmp_path):
+    """The whole path: a fault planted in the consumer notebook (before LeRobot loads) -> verdicts.json's
+    first_divergence, the consumer page's stage table and profile, and index.html."""
+    import re
+
+    from groot_lib.workbench.workflow import run_report
+
+    path, kind, expression, (stage, call) = FAULTS["DiT block 2 at flow step 1 only"]
+    code = PLANT + f"""
+from lerobot.policies.groot.modeling_groot import GrootPolicy
+_load = GrootPolicy.from_pretrained.__func__
+
+def _planted(cls, *args, **kwargs):
+    policy = _load(cls, *args, **kwargs)
+    plant(policy._groot_model, {path!r}, {kind!r}, {expression!r})
+    return policy
+
+GrootPolicy.from_pretrained = classmethod(_planted)
+"""
+    notebooks = planted_notebooks(tmp_path, "consumer.ipynb", "consumer.run_all", code)
+    _, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
+                          tags=TAG, variants="fp32-sdpa")
+    verdicts = json.loads((index.parent / "verdicts.json").read_text())
+    first = verdicts["first_divergence"][TAG]
+    assert (first["stage"], first["step"]) == (stage, call), first
+    label = stage_label(stage, call)
+    assert label == "dit.block2 at flow step 1"
+    page = re.sub(r"<[^>]+>", "", index.read_text())
+    assert f"Diverges first at {label}" in page, page[:3000]
+    consumer = re.sub(r"<[^>]+>", "", (index.parent / "consumer.html").read_text())
+    assert f"{TAG}: diverges first at {label}" in consumer  # the stage section's line and its profile's title
+
+
+def test_stage_comparison_edge_cases():
+    """Shapes that differ are a divergence (never cropped); NaN on one side diverges; a stage only one side ran
+    is named; the threshold follows the device pair."""
+    a = {"0000:backbone.vision@0": np.ones((2, 3), np.float32), "0001:vl.layernorm@0": np.ones((2, 3), np.float32),
+         "0002:dit.block0@1": np.ones((2, 3), np.float32)}
+    b = {"0000:backbone.vision@0": np.ones((2, 3), np.float32), "0001:vl.layernorm@0": np.ones((2, 4), np.float32),
+         "0002:dit.block0@1": np.full((2, 3), np.nan, np.float32), "0003:extra@0": np.ones(1, np.float32)}
+    report = compare_stages(a, b, original_device="cpu", lerobot_device="cpu")
+    assert report.first.stage == "vl.layernorm" and report.first.max_abs is None
+    assert report.rows[2].flagged and report.rows[2].max_abs == float("inf")
+    assert "diverges first at vl.layernorm: shapes (2, 3) vs (2, 4)" == report.describe()
+    assert any("only LeRobot ran it" in n for n in report.notes)
+    assert stage_label("dit.block0", 1) == "dit.block0 at flow step 1" and stage_label("vl.layernorm", 0) == "vl.layernorm"
+    cuda = compare_stages(a, a, original_device="cuda", lerobot_device="cpu")
+    assert cuda.first is None and cuda.threshold > 100 * report.threshold
+    assert compare_stages(a, a, original_device="cpu", lerobot_device="cpu").summary()["first_divergence"] is None

@@ -224,6 +224,31 @@ for title, figure in report.stage_figures():
     display(Image(figure))
 """),
     md("""
+## Preprocessing: which element, which token, which view
+
+For a failing input tensor: state elements named by group and index with both normalised values, the raw value and
+the group's statistics; both token sequences decoded and aligned at the first differing position (this also
+explains a length change); each camera view as both preprocessors left it, with the difference image. And the
+end-to-end effect: LeRobot's model on LeRobot's own preprocessed inputs against the same model on the original's.
+"""),
+    code("""
+from groot_lib.compare import plots
+
+for r in results:
+    effect = r.preprocessing_effect
+    if effect is not None:
+        print(f"{r.tag}: LeRobot's model on its own inputs vs on the original's: max |delta| "
+              f"{effect['max|delta|']:.3g} on action_pred")
+    for c in r.preprocessor:
+        if not c.details:
+            continue
+        print(f"{r.tag} / {c.name}:")
+        display(pd.DataFrame([{k: v for k, v in row.items() if k != "images"} for row in c.details]))
+        for row in c.details:
+            if row.get("images") is not None and row.get("max |delta|"):
+                display(Image(plots.png(plots.view_panels(*row["images"], title=f"{r.tag}: {row['view']}"))))
+"""),
+    md("""
 ## Precision study
 
 Per embodiment and low-precision variant, all from the same initial noise: the fp32 implementation gap, each

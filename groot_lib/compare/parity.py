@@ -36,6 +36,8 @@ class TagResult:
     seconds: float = 0.0
     stages: "StageReport | None" = None  # where the models diverge (compare/stages.py); None: not captured
     stages_missing: str = ""  # why there is no stage comparison
+    # LeRobot's model on LeRobot's own inputs vs on the original's: {"max|delta|", "mean|delta|"} or None
+    preprocessing_effect: dict | None = None
 
     @property
     def first_divergence(self):
@@ -119,8 +121,11 @@ def stage_parity(replay, artifact: Artifact) -> tuple[StageReport | None, str]:
                           dtype=artifact.producer.get("dtype", "float32")), ""
 
 
-def preprocessor_parity(replay, artifact: Artifact, *, atol: float, rtol: float) -> list[Comparison]:
-    """LeRobot's own preprocessor on the raw observations vs the original's collated inputs."""
+def preprocessor_parity(replay, artifact: Artifact, *, atol: float, rtol: float,
+                        layout: ckpt.EmbodimentLayout | None = None, statistics: dict | None = None,
+                        decode=None) -> list[Comparison]:
+    """LeRobot's own preprocessor on the raw observations vs the original's collated inputs; a failing
+    tensor gets ``details`` in words (compare/inputs.py) when the layout is known."""
     ours = replay.preprocessed
     theirs = {k.split(".", 1)[1] if k.startswith("inputs.") else k: v for k, v in artifact.inputs.items()}
     tag = artifact.embodiment_tag
@@ -136,12 +141,29 @@ def preprocessor_parity(replay, artifact: Artifact, *, atol: float, rtol: float)
         else:
             c = compare_close(ours[name], theirs[name], name=name, atol=atol, rtol=rtol, tag=tag,
                               check="preprocessor parity")
+        if not c.passed and layout is not None and name in ours:
+            c.details = _input_details(name, ours, theirs, layout, statistics or {}, artifact.raw, decode)
         results.append(c)
     extra_ours = sorted(set(ours) - set(theirs))
     extra_theirs = sorted(set(theirs) - set(ours))
     if results and (extra_ours or extra_theirs):
         results[0].notes.append(f"extra keys: LeRobot only {extra_ours or '-'}; original only {extra_theirs or '-'}")
     return results
+
+
+def _input_details(name: str, ours: dict, theirs: dict, layout, statistics: dict, raw: dict, decode) -> list[dict]:
+    from groot_lib.compare import inputs
+
+    if name == "state":
+        return inputs.state_elements(layout, statistics, raw, ours[name], theirs[name])
+    if name in ("input_ids", "attention_mask"):
+        return inputs.token_alignment(ours["input_ids"], theirs["input_ids"], ours.get("attention_mask"),
+                                      theirs.get("attention_mask"), decode=decode)
+    if name in ("pixel_values", "image_grid_thw") and "image_grid_thw" in ours and "image_grid_thw" in theirs:
+        names = inputs.view_names(layout, len(theirs.get("input_ids", [])), len(theirs["image_grid_thw"]))
+        return inputs.view_differences(ours["pixel_values"], theirs["pixel_values"], ours["image_grid_thw"],
+                                       theirs["image_grid_thw"], names)
+    return []
 
 
 def precision_study(replays, artifacts: dict[str, dict[str, Artifact]], variants: list[str], *,

@@ -165,6 +165,33 @@ def stage_profile(rows, *, threshold: float, title: str):
     return fig
 
 
+def view_panels(original: np.ndarray, lerobot: np.ndarray, *, title: str):
+    """One camera view as each preprocessor left it (first frame, both on one intensity scale) and |delta|
+    (max over channels): a shifted crop shows as edges, an interpolation change as fine texture everywhere."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a, b = np.asarray(original[0], dtype=np.float32), np.asarray(lerobot[0], dtype=np.float32)  # (C, H, W)
+    lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+    scale = (lambda x: np.clip((x - lo) / (hi - lo), 0, 1)) if hi > lo else (lambda x: np.zeros_like(x))
+    diff = np.abs(a - b).max(axis=0)
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    for ax, image, name in ((axes[0], scale(a).transpose(1, 2, 0), "original"),
+                            (axes[1], scale(b).transpose(1, 2, 0), "LeRobot")):
+        ax.imshow(image if image.shape[-1] == 3 else image[..., 0])
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    shown = axes[2].imshow(diff, cmap="magma")
+    axes[2].set_title(f"|delta| max {diff.max():.3g}, mean {diff.mean():.3g}", fontsize=9)
+    axes[2].axis("off")
+    fig.colorbar(shown, ax=axes[2], fraction=0.046)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def png(fig, dpi: int = 100) -> bytes:
     """PNG bytes of a pyplot-free Figure (IPython only shows such figures as text otherwise)."""
     import io

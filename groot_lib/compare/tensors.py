@@ -43,6 +43,8 @@ class Comparison:
     noise: Any = None  # expected_gap.NoiseAssessment where a rounding gap is known for this row
     name_index: Any = None  # index tuple -> words ("batch 1, step 3, eef[5]"); flat tuples when None
     worst_scope: str = ""  # where ``worst`` was taken from, e.g. " inside the valid region"
+    # words for a failing input (compare/inputs.py): state elements named, tokens aligned, views compared
+    details: list[dict] = field(default_factory=list)
 
     @property
     def pct_mismatch(self) -> float:

@@ -212,6 +212,8 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     replays = replay_all(checkpoint, artifacts, variants=variants, device=device, noise_mode=noise_mode,
                          store_dir=store_dir)
     layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in artifacts[DEFAULT_VARIANT]}
+    statistics = ckpt.read_json(checkpoint / "statistics.json")
+    decoder = TokenDecoder(checkpoint)
     results = []
     for tag, artifact in artifacts[DEFAULT_VARIANT].items():
         replay = replays.replays[(tag, DEFAULT_VARIANT)]
@@ -219,14 +221,49 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
         if artifact.extra.get("legacy"):
             model.notes.append(f"{artifact.path.name} is a legacy dump read on trust"
                                + (f"; {artifact.extra['warning']}" if artifact.extra.get("warning") else ""))
-        pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol)
+        pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag],
+                                  statistics=statistics.get(tag, {}), decode=decoder)
         stages, missing = stage_parity(replay, artifact)
         results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
-                                 seconds=replay.seconds, stages=stages, stages_missing=missing))
+                                 seconds=replay.seconds, stages=stages, stages_missing=missing,
+                                 preprocessing_effect=_preprocessing_effect(replay)))
     precision = precision_study(replays, artifacts, variants, layouts=layouts, k=k)
     refused = {**(source or {}).get("refused", {}), **replays.refused}
     return ConsumerReport(results, precision, replays, refused, k, noise_mode,
                           timings=dict(replays.timings))
+
+
+class TokenDecoder:
+    """ids -> token strings with the backbone's tokenizer from the HF cache, loaded only when a token
+    sequence differs; ids as numbers when no tokenizer loads (said in the table)."""
+
+    def __init__(self, checkpoint: Path):
+        self.checkpoint, self.tokenizer, self.tried = checkpoint, None, False
+
+    def __call__(self, ids: list[int]) -> list[str]:
+        if not self.tried:
+            self.tried = True
+            from transformers import AutoTokenizer
+
+            for model_id in ckpt.backbone_ids(self.checkpoint):
+                try:
+                    self.tokenizer = AutoTokenizer.from_pretrained(model_id)
+                    break
+                except Exception:  # noqa: BLE001 - not cached: try the next id, else plain ids
+                    continue
+        if self.tokenizer is None:
+            return [f"#{i}" for i in ids]
+        return [repr(t)[1:-1] for t in self.tokenizer.convert_ids_to_tokens(ids)]
+
+
+def _preprocessing_effect(replay) -> dict | None:
+    """LeRobot's model on LeRobot's own preprocessed inputs vs on the original's: what a preprocessing
+    difference does to the actions (None when the replay predates it or its inputs could not run)."""
+    e2e = replay.arrays.get("e2e_pred")
+    if e2e is None or e2e.shape != replay.action_pred.shape:
+        return None
+    delta = np.abs(e2e.astype(np.float64) - replay.action_pred.astype(np.float64))
+    return {"max|delta|": float(delta.max()), "mean|delta|": float(delta.mean())}
 
 
 def _tag_summary(result: TagResult, limit: int = 200) -> dict:
@@ -237,6 +274,9 @@ def _tag_summary(result: TagResult, limit: int = 200) -> dict:
                                                             "not compared": result.stages_missing}
     return {"passed": result.passed, "noise_mode": result.noise_mode, "seconds": round(result.seconds, 2),
             "first_divergence": stages["first_divergence"], "stages": stages,
+            "preprocessing effect on action_pred": result.preprocessing_effect,
+            "input details": {c.name: [{k: v for k, v in row.items() if k != "images"} for row in c.details]
+                              for c in result.preprocessor if c.details},
             "n_violating_cells": len(cells), "violating_cells": cells[:limit],
             "n_violating_valid": len(valid), "n_violating_padding": len(cells) - len(valid),
             "valid_horizon": result.layout.action_horizon, "valid_dim": result.layout.action_dim}

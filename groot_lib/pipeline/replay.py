@@ -134,7 +134,17 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
         arrays["study_pred"] = out["action_pred"] if same_noise or recorded_noise is None else \
             lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]
     layout = ckpt.embodiment_layout(checkpoint, source.embodiment_tag)
-    arrays.update({PRE + k: v for k, v in lb.preprocess(loaded, layout, source.raw).items()})
+    preprocessed = lb.preprocess(loaded, layout, source.raw)
+    arrays.update({PRE + k: v for k, v in preprocessed.items()})
+    # the end-to-end effect of preprocessing: the same model and noise on LeRobot's own inputs
+    own = {name: preprocessed[name.split(".", 1)[-1]] for name in source.inputs
+           if name.split(".", 1)[-1] in preprocessed}
+    if len(own) == len(source.inputs):
+        try:
+            arrays["e2e_pred"] = lb.sample(loaded, own, seed=source.seed, noise=out.get("initial_noise"))["action_pred"]
+        except Exception as exc:  # noqa: BLE001 - inputs the model cannot take are themselves the finding
+            notes.append(f"{source.embodiment_tag}: LeRobot's model could not run on LeRobot's own preprocessed "
+                         f"inputs ({type(exc).__name__}: {str(exc)[:200]})")
     return arrays
 
 

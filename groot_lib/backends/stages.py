@@ -69,35 +69,101 @@ def _first_tensor(value: Any):
     return None
 
 
+class Unreplayable(Exception):
+    """A stage input that cannot be stored as arrays (a cache object, a callable)."""
+
+
+def _flatten(value: Any, path: str, tensors: dict[str, np.ndarray]) -> Any:
+    """A stage input as JSON + arrays: tensors by reference (dtype kept), scalars inline, tuples/lists/dicts
+    recursed; anything else is Unreplayable."""
+    import torch
+
+    if torch.is_tensor(value):
+        tensors[path] = value.detach().cpu().float().numpy().copy() if value.dtype == torch.bfloat16 else \
+            value.detach().cpu().numpy().copy()
+        return {"t": path, "dtype": str(value.dtype).replace("torch.", "")}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"v": value}
+    if type(value).__name__.endswith("Cache"):  # a KV cache: one forward pass needs none (the layer's own output)
+        return {"v": None}
+    if isinstance(value, (tuple, list)):
+        return {"seq": [_flatten(v, f"{path}.{i}", tensors) for i, v in enumerate(value)],
+                "tuple": isinstance(value, tuple)}
+    if isinstance(value, dict):
+        return {"map": {str(k): _flatten(v, f"{path}.{k}", tensors) for k, v in value.items()}}
+    raise Unreplayable(type(value).__name__)
+
+
+def _rebuild(spec: Any, arrays: dict[str, np.ndarray], device: str):
+    import torch
+
+    if "t" in spec:
+        return torch.from_numpy(np.asarray(arrays[spec["t"]])).to(device=device, dtype=getattr(torch, spec["dtype"]))
+    if "v" in spec:
+        return spec["v"]
+    if "seq" in spec:
+        items = [_rebuild(s, arrays, device) for s in spec["seq"]]
+        return tuple(items) if spec["tuple"] else items
+    return {k: _rebuild(v, arrays, device) for k, v in spec["map"].items()}
+
+
+INPUTS = "#in"  # suffix of a stage call's recorded inputs: "<key>#in" (JSON spec), "<key>#in:<path>" (arrays)
+
+
 @contextmanager
-def capture(model: Any, *, limit_bytes: int = DEFAULT_LIMIT_BYTES) -> Iterator[dict]:
-    """Yield a dict that fills, while the block runs, with ``"<seq>:<stage>@<call>" -> float32 array``; past
-    ``limit_bytes`` it stops and ``captured["__notes__"]`` says where."""
+def capture(model: Any, *, limit_bytes: int = DEFAULT_LIMIT_BYTES, inputs: bool = False) -> Iterator[dict]:
+    """Yield a dict that fills, while the block runs, with ``"<seq>:<stage>@<call>" -> float32 array`` (and,
+    with ``inputs``, each call's inputs, so another implementation's module can be re-run on exactly them);
+    past ``limit_bytes`` it stops and ``captured["__notes__"]`` says where."""
+    import json
+
     modules = dict(model.named_modules())
     captured: dict[str, np.ndarray] = {}
     notes: list[str] = []
     calls: dict[str, int] = {}
-    used = [0]
+    pending: dict[str, tuple] = {}
+    used, seq = [0], [0]
+
+    def pre_hook_for(stage: str):
+        def pre_hook(_module, args, kwargs):
+            tensors: dict[str, np.ndarray] = {}
+            try:
+                spec = {"args": _flatten(list(args), "a", tensors), "kwargs": _flatten(dict(kwargs), "k", tensors)}
+            except Unreplayable as exc:
+                spec, tensors = {"unreplayable": str(exc)}, {}
+            pending[stage] = (spec, tensors)
+        return pre_hook
 
     def hook_for(stage: str):
         def hook(_module, _args, output):
             call = calls.get(stage, 0)
             calls[stage] = call + 1
             tensor = _first_tensor(output)
+            spec, tensors = pending.pop(stage, (None, {}))
             if tensor is None:
                 return
             # a copy: a CPU fp32 tensor's .numpy() shares memory, and transformers 4.57 adds Qwen3-VL's deepstack
             # features in place into a text layer's output after this hook fired
             array = tensor.detach().float().cpu().numpy().copy()
-            if used[0] + array.nbytes > limit_bytes:
+            size = array.nbytes + sum(t.nbytes for t in tensors.values())
+            if used[0] + size > limit_bytes:
                 if not notes:
                     notes.append(f"stage capture stopped at {stage}@{call}: over {limit_bytes / 2**20:.0f} MiB")
                 return
-            used[0] += array.nbytes
-            captured[f"{len(captured):04d}:{stage}@{call}"] = array
+            used[0] += size
+            key = f"{seq[0]:04d}:{stage}@{call}"
+            seq[0] += 1
+            captured[key] = array
+            if spec is not None:
+                captured[key + INPUTS] = np.array(json.dumps(spec))
+                captured.update({f"{key}{INPUTS}:{path}": value for path, value in tensors.items()})
         return hook
 
-    handles = [modules[path].register_forward_hook(hook_for(stage)) for stage, path in resolve(model)]
+    handles = []
+    for stage, path in resolve(model):
+        if inputs:
+            handles.append(modules[path].register_forward_pre_hook(pre_hook_for(stage), with_kwargs=True))
+        handles.append(modules[path].register_forward_hook(hook_for(stage)))
     try:
         yield captured
     finally:
@@ -105,3 +171,34 @@ def capture(model: Any, *, limit_bytes: int = DEFAULT_LIMIT_BYTES) -> Iterator[d
             handle.remove()
         if notes:
             captured["__notes__"] = np.array("; ".join(notes))
+
+
+def rerun(model: Any, recorded: dict[str, np.ndarray], *, device: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Re-run each of ``model``'s stages on the inputs another run recorded for it: ({key: output}, {key: why
+    not}). A stage's output here minus the recording's is the error that stage *adds* (its inputs are
+    identical), which tells a source of divergence from a stage that only amplifies what it was given."""
+    import json
+
+    import torch
+
+    modules = dict(model.named_modules())
+    paths = dict(resolve(model))
+    outputs, skipped = {}, {}
+    for key in [k for k in recorded if k.endswith(INPUTS)]:
+        stage_key = key[: -len(INPUTS)]
+        stage = stage_key.split(":", 1)[1].rsplit("@", 1)[0]
+        spec = json.loads(str(recorded[key]))
+        if "unreplayable" in spec or stage not in paths:
+            skipped[stage_key] = spec.get("unreplayable", "no such module here")
+            continue
+        arrays = {k[len(key) + 1:]: v for k, v in recorded.items() if k.startswith(key + ":")}
+        try:
+            with torch.inference_mode():
+                out = modules[paths[stage]](*_rebuild(spec["args"], arrays, device), **_rebuild(spec["kwargs"], arrays, device))
+        except Exception as exc:  # noqa: BLE001 - a signature the other implementation does not share
+            skipped[stage_key] = f"{type(exc).__name__}: {str(exc)[:160]}"
+            continue
+        tensor = _first_tensor(out)
+        if tensor is not None:
+            outputs[stage_key] = tensor.detach().float().cpu().numpy().copy()
+    return outputs, skipped

@@ -118,7 +118,7 @@ def stage_parity(replay, artifact: Artifact) -> tuple[StageReport | None, str]:
         return None, "LeRobot's replay has no stage capture"
     return compare_stages(artifact.stages, replay.stages, original_device=artifact.producer.get("device"),
                           lerobot_device=replay.info.get("provenance", {}).get("device"),
-                          dtype=artifact.producer.get("dtype", "float32")), ""
+                          dtype=artifact.producer.get("dtype", "float32"), reruns=replay.reruns), ""
 
 
 def preprocessor_parity(replay, artifact: Artifact, *, atol: float, rtol: float,

@@ -35,6 +35,13 @@ class StageDelta:
     max_abs: float | None = None  # None when not comparable
     relative: float | None = None  # max |delta| / max |original|
     flagged: bool = False
+    added: float | None = None  # relative error this stage adds on the original's own inputs (None: not re-run)
+
+    def role(self, threshold: float) -> str:
+        """'source' (it adds the error), 'inherits' (identical inputs give identical outputs), or ''."""
+        if not self.flagged or self.added is None:
+            return ""
+        return "source" if self.added > threshold else "inherits"
 
     @property
     def name(self) -> str:
@@ -42,7 +49,7 @@ class StageDelta:
 
     def as_dict(self) -> dict:
         return {"stage": self.stage, "step": self.call, "max|delta|": self.max_abs, "relative": self.relative,
-                "flagged": self.flagged, "shapes": [list(s) for s in self.shapes]}
+                "added (relative)": self.added, "flagged": self.flagged, "shapes": [list(s) for s in self.shapes]}
 
 
 @dataclass
@@ -56,11 +63,18 @@ class StageReport:
     def first(self) -> StageDelta | None:
         return next((r for r in self.rows if r.flagged), None)
 
+    @property
+    def sources(self) -> list[StageDelta]:
+        """Stages that add error of their own on identical inputs (re-run on the original's stage inputs)."""
+        return [r for r in self.rows if r.role(self.threshold) == "source"]
+
     def summary(self) -> dict:
         """verdicts.json's ``first_divergence`` (None when every stage is within rounding) and the table."""
         first = self.first
         return {"first_divergence": None if first is None else {
-                    "stage": first.stage, "step": first.call, "max|delta|": first.max_abs, "relative": first.relative},
+                    "stage": first.stage, "step": first.call, "max|delta|": first.max_abs, "relative": first.relative,
+                    "added (relative)": first.added},
+                "sources": [{"stage": r.stage, "step": r.call, "added (relative)": r.added} for r in self.sources],
                 "threshold (relative)": self.threshold, "basis": self.basis, "notes": self.notes,
                 "stages": [r.as_dict() for r in self.rows]}
 
@@ -70,8 +84,12 @@ class StageReport:
             return f"no stage exceeds rounding ({len(self.rows)} stages compared, relative threshold {self.threshold:.2g})"
         if first.max_abs is None:
             return f"diverges first at {first.name}: shapes {first.shapes[0]} vs {first.shapes[1]}"
-        return (f"diverges first at {first.name}: max |delta| {first.max_abs:.3g}, relative {first.relative:.3g} "
+        text = (f"diverges first at {first.name}: max |delta| {first.max_abs:.3g}, relative {first.relative:.3g} "
                 f"(> {self.threshold:.2g})")
+        if first.added is not None:
+            text += f"; on the original's own inputs it adds {first.added:.3g}"
+        later = [r.name for r in self.sources if r is not first]
+        return text + (f"; other stages adding error: {', '.join(later[:4])}" if later else "")
 
 
 def split_key(key: str) -> tuple[int, str, int]:
@@ -82,15 +100,18 @@ def split_key(key: str) -> tuple[int, str, int]:
 
 
 def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarray], *, original_device: str | None,
-                   lerobot_device: str | None, dtype: str = "float32") -> StageReport:
-    """Every stage the original recorded, in its firing order, against LeRobot's same stage and call."""
+                   lerobot_device: str | None, dtype: str = "float32",
+                   reruns: dict[str, np.ndarray] | None = None) -> StageReport:
+    """Every stage the original recorded, in its firing order, against LeRobot's same stage and call; with
+    ``reruns`` (LeRobot's stages re-run on the original's recorded inputs) also the error each stage adds."""
     gap = expected_gap(original_device, lerobot_device, dtype)
     threshold = SUSPECT_FACTOR * gap.max_abs
     notes = [f"{side}: {str(found[NOTES_KEY])}" for side, found in (("original", original), ("LeRobot", lerobot))
              if NOTES_KEY in found]
-    theirs = {split_key(k)[1:]: v for k, v in lerobot.items() if k != NOTES_KEY}
+    theirs = {split_key(k)[1:]: v for k, v in lerobot.items() if k != NOTES_KEY and "#" not in k}
+    reruns = {split_key(k)[1:]: v for k, v in (reruns or {}).items()}
     rows = []
-    for key in sorted((k for k in original if k != NOTES_KEY), key=lambda k: split_key(k)[0]):
+    for key in sorted((k for k in original if k != NOTES_KEY and "#" not in k), key=lambda k: split_key(k)[0]):
         _, stage, call = split_key(key)
         ref = np.asarray(original[key], dtype=np.float64)
         if (stage, call) not in theirs:
@@ -107,6 +128,10 @@ def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarra
             scale = float(np.nanmax(np.abs(ref))) if np.isfinite(ref).any() else 0.0
             row.relative = row.max_abs / max(scale, 1e-12)
             row.flagged = row.relative > threshold
+            again = reruns.get((stage, call))
+            if again is not None and np.asarray(again).shape == ref.shape:
+                added = float(np.nanmax(np.abs(np.asarray(again, dtype=np.float64) - ref))) if ref.size else 0.0
+                row.added = added / max(scale, 1e-12) if np.isfinite(added) else float("inf")
         else:  # a different shape is a divergence too (never cropped to a common shape)
             row.flagged = True
             notes.append(f"{stage}@{call}: shapes differ ({ref.shape} vs {ours.shape})")

@@ -157,7 +157,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         # Later variants start from the first variant's noise: precision is then the only change.
         # the reference variant also records its named stages (backends/stages.py): where a divergence starts
         out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag),
-                        capture_stages=job.variant.name == first)
+                        capture_stages=job.variant.name == first, stage_inputs=job.variant.name == first)
         captured = out.pop("stages", None)
         save_artifact(
             job.path, embodiment_tag=job.tag, seed=seed, checkpoint=fp,

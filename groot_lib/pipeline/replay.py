@@ -33,6 +33,7 @@ REPLAY_CODE = ("pipeline.replay", "pipeline.driver", "backends.lerobot", "backen
                "core.machine")
 PRE = "pre."  # prefix of preprocessor outputs inside a replay
 STAGE = "stage."  # prefix of the parity replay's named stages (backends/stages.py) inside a replay
+RERUN = "rerun."  # LeRobot's stages re-run on the original's recorded stage inputs: the error each stage adds
 
 
 @dataclass
@@ -57,6 +58,10 @@ class Replay:
     @property
     def stages(self) -> dict[str, np.ndarray]:
         return {k[len(STAGE):]: v for k, v in self.arrays.items() if k.startswith(STAGE)}
+
+    @property
+    def reruns(self) -> dict[str, np.ndarray]:
+        return {k[len(RERUN):]: v for k, v in self.arrays.items() if k.startswith(RERUN)}
 
     @property
     def preprocessed(self) -> dict[str, np.ndarray]:
@@ -115,6 +120,7 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
     """Reference variant: the parity replay (+ an injected-noise replay for the study when the
     seeded noise differs) and the preprocessor run. Other variants: one replay from ref's noise."""
     from groot_lib.backends import lerobot as lb
+    from groot_lib.backends import stages as stage_capture
 
     recorded_noise = ref.initial_noise
     if not reference:
@@ -125,6 +131,12 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
     out = lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise if noise_mode == "inject" else None,
                     capture_stages=True)
     arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in out["stages"].items()}}
+    if any(k.endswith(stage_capture.INPUTS) for k in ref.stages):
+        reruns, skipped = stage_capture.rerun(loaded.model, ref.stages, device=loaded.device)
+        arrays.update({RERUN + k: v for k, v in reruns.items()})
+        if skipped:
+            notes.append(f"{source.embodiment_tag}: {len(skipped)} stage(s) not re-run on the original's inputs, e.g. "
+                         f"{next(iter(skipped))}: {next(iter(skipped.values()))}")
     if "initial_noise" in out:
         arrays["initial_noise"] = out["initial_noise"]
     if study:

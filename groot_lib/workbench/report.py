@@ -159,6 +159,8 @@ def _divergence(stages: dict) -> str:
                 "rounding.</p>")
     size = (f"max |delta| {first['max|delta|']:.3g}, relative {first['relative']:.3g}"
             if first.get("max|delta|") is not None else "shapes differ")
+    if first.get("added (relative)") is not None:
+        size += f"; re-run on the original's own inputs it adds {first['added (relative)']:.3g}"
     from groot_lib.compare.stages import stage_label
 
     return (f"<p class='first-divergence'><b>Diverges first at {html.escape(stage_label(first['stage'], first['step']))}"

@@ -89,6 +89,10 @@ with lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, "libero_
         np.savez(f"{sys.argv[2]}/{name.replace(' ', '_').replace('%', 'pct')}.npz", action_pred=run["action_pred"],
                  **run["stages"], **{"rerun/" + k: v for k, v in reruns.items()})
         out[name] = f"{sys.argv[2]}/{name.replace(' ', '_').replace('%', 'pct')}.npz"
+    # STAGE_MB bounds the capture: 0.1 MiB holds only the first stages, and says where it stopped
+    run = lb.sample(loaded, art.inputs, seed=0, noise=art.initial_noise, capture_stages=True, stage_mb=0.1)
+    np.savez(f"{sys.argv[2]}/limited.npz", action_pred=run["action_pred"], **run["stages"])
+    out["limited"] = f"{sys.argv[2]}/limited.npz"
 print(json.dumps(out))
 """
 
@@ -215,3 +219,12 @@ def test_stage_comparison_edge_cases():
     cuda = compare_stages(a, a, original_device="cuda", lerobot_device="cpu")
     assert cuda.first is None and cuda.threshold > 100 * report.threshold
     assert compare_stages(a, a, original_device="cpu", lerobot_device="cpu").summary()["first_divergence"] is None
+
+
+def test_the_capture_is_bounded_and_says_where_it_stopped(original, runs):
+    limited = runs["limited"]
+    kept = [k for k in limited if ":" in k]
+    assert 0 < len(kept) < 40 and sum(limited[k].nbytes for k in kept) <= 0.1 * 2**20, len(kept)
+    report = _report(original, limited)
+    assert any("stage capture stopped at" in n and "over 0.1 MiB (STAGE_MB)" in n for n in report.notes), report.notes
+    assert any("not in LeRobot's capture" in n for n in report.notes)  # the stages it did not keep are named

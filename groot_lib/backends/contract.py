@@ -144,7 +144,7 @@ def forced_backend_refusal(variant: Variant) -> Iterator[None]:
 
 def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed: int,
                    noise_in: np.ndarray | None, context: Any = None, capture_stages: bool = False,
-                   stage_inputs: bool = False) -> dict[str, Any]:
+                   stage_inputs: bool = False, stage_mb: float = 256) -> dict[str, Any]:
     """The shared tail of ``sample``: seed or inject the initial noise, run, return numpy action_pred + noise
     (+ ``stages``: the named stages' outputs, backends/stages.py, when ``capture_stages``)."""
     import contextlib
@@ -158,7 +158,7 @@ def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed:
     captured: dict = {}
     with forced_backend_refusal(loaded.variant), torch.inference_mode(), (context or contextlib.nullcontext()), \
             sdpa_backend(loaded.variant), \
-            (stages.capture(loaded.model, inputs=stage_inputs) if capture_stages
+            (stages.capture(loaded.model, inputs=stage_inputs, limit_bytes=int(stage_mb * 2**20)) if capture_stages
              else contextlib.nullcontext(captured)) as captured:
         out, used = noise.sample_initial_noise(call, shape, seed=seed, noise=noise_in)
     result: dict[str, Any] = {"action_pred": out["action_pred"].float().cpu().numpy()}

@@ -85,7 +85,7 @@ def _use_bf16(loaded: Loaded) -> bool:
 
 def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
            noise: np.ndarray | None = None, capture_stages: bool = False,
-           stage_inputs: bool = False) -> dict[str, Any]:
+           stage_inputs: bool = False, stage_mb: float = 256) -> dict[str, Any]:
     """Replay collated ``inputs`` (the artifact's ``in::`` tensors, un-dotted) through the model."""
     import torch
 
@@ -96,7 +96,7 @@ def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
                 if _use_bf16(loaded) else None)
     return contract.sample_actions(loaded, lambda: loaded.model.get_action(model_inputs), batch, seed=seed,
                                    noise_in=noise, context=autocast, capture_stages=capture_stages,
-                                   stage_inputs=stage_inputs)
+                                   stage_inputs=stage_inputs, stage_mb=stage_mb)
 
 
 def raw_to_lerobot_batch(layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -91,13 +91,13 @@ def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarr
 
 def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
            noise: np.ndarray | None = None, capture_stages: bool = False,
-           stage_inputs: bool = False) -> dict[str, Any]:
+           stage_inputs: bool = False, stage_mb: float = 256) -> dict[str, Any]:
     """Seeded (or noise-injected) flow-matching sample from the flat collated inputs."""
     collated = tensors.to_torch_tree(inputs)
     batch = next(iter(collated["inputs"].values())).shape[0]
     return contract.sample_actions(loaded, lambda: loaded.model.get_action(**collated), batch, seed=seed,
                                    noise_in=noise, capture_stages=capture_stages,
-                                   stage_inputs=stage_inputs)
+                                   stage_inputs=stage_inputs, stage_mb=stage_mb)
 
 
 def provenance(loaded: Loaded) -> dict[str, Any]:

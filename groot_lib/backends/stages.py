@@ -31,7 +31,7 @@ STAGES = (
     ("dit.output", "action_head.model"),
     ("action_decoder", "action_head.action_decoder"),
 )
-DEFAULT_LIMIT_BYTES = 512 * 2**20  # beyond this a capture stops, saying so (the 3B model at batch 2 needs ~60 MB)
+DEFAULT_LIMIT_BYTES = 256 * 2**20  # beyond this a capture stops, saying where (core/settings: STAGE_MB)
 
 
 def resolve(model: Any) -> list[tuple[str, str]]:
@@ -148,7 +148,7 @@ def capture(model: Any, *, limit_bytes: int = DEFAULT_LIMIT_BYTES, inputs: bool 
             size = array.nbytes + sum(t.nbytes for t in tensors.values())
             if used[0] + size > limit_bytes:
                 if not notes:
-                    notes.append(f"stage capture stopped at {stage}@{call}: over {limit_bytes / 2**20:.0f} MiB")
+                    notes.append(f"stage capture stopped at {stage}@{call}: over {limit_bytes / 2**20:.3g} MiB (STAGE_MB)")
                 return
             used[0] += size
             key = f"{seq[0]:04d}:{stage}@{call}"

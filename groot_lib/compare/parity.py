@@ -112,10 +112,10 @@ def model_parity(replay, artifact: Artifact, *, atol: float, rtol: float, noise_
 def stage_parity(replay, artifact: Artifact) -> tuple[StageReport | None, str]:
     """The named stages of both runs compared in firing order, or (None, why not)."""
     if not artifact.stages:
-        return None, (f"{artifact.path.name} has no stage capture (recorded before groot_lib captured stages); "
-                      "re-record it with the live original to localise a divergence")
+        return None, (f"{artifact.path.name} has no stage capture (STAGE_MB=0, or recorded before groot_lib "
+                      "captured stages); re-run the original live to localise a divergence")
     if not replay.stages:
-        return None, "LeRobot's replay has no stage capture"
+        return None, "LeRobot's replay has no stage capture (STAGE_MB=0)"
     return compare_stages(artifact.stages, replay.stages, original_device=artifact.producer.get("device"),
                           lerobot_device=replay.info.get("provenance", {}).get("device"),
                           dtype=artifact.producer.get("dtype", "float32"), reruns=replay.reruns), ""

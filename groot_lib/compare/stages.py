@@ -115,7 +115,7 @@ def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarra
         _, stage, call = split_key(key)
         ref = np.asarray(original[key], dtype=np.float64)
         if (stage, call) not in theirs:
-            notes.append(f"{stage}@{call}: LeRobot did not run it")
+            notes.append(f"{stage}@{call}: not in LeRobot's capture")
             continue
         ours = np.asarray(theirs.pop((stage, call)), dtype=np.float64)
         row = StageDelta(stage, call, (ref.shape, ours.shape))

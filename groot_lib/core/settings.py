@@ -137,6 +137,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("recordings", "cpu", _recordings, "Without gr00t, which committed recordings of the original serve the "
          "tiny default: cpu, or cuda (recorded on a GPU; a CPU LeRobot then needs NOISE_MODE=inject).",
          make="RECORDINGS", sides=("producer",)),
+    Knob("stage_mb", 256, _int(0), "MiB per tag for the named-stage capture that says where a divergence starts "
+         "(stage outputs, and the original's stage inputs); past it the capture stops, saying where. 0: off.",
+         make="STAGE_MB", env="GROOT_PARITY_STAGE_MB"),
     Knob("precision_k", 2.0, _float(positive=True), "Precision verdict: cross gap <= k x the larger noise floor.",
          make="PRECISION_K", env="GROOT_PARITY_PRECISION_K", sides=("consumer",)),
 )

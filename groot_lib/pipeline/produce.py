@@ -91,7 +91,7 @@ def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
 
 
 def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tags=None, seed=None,
-            batch_size=None, device=None, variants=None, allow_recorded: bool = True, recordings=None,
+            batch_size=None, device=None, variants=None, allow_recorded: bool = True, recordings=None, stage_mb=None,
             environment: dict | None = None, store_dir: str | os.PathLike | None = None) -> ProducerResult:
     """Run the original on every requested tag and variant; one artifact per (tag, variant).
 
@@ -112,6 +112,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     if unknown:
         raise ParityError(f"embodiment tag(s) {unknown} are not in {checkpoint} (it has {known})")
     seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
+    stage_mb = settings.value("stage_mb", stage_mb)
     device = process.resolve_device(settings.value("device", device))
     runnable, refused = plan(settings.parse_list(variants), device, kernel=ob.KERNEL)
     status = ob.identity()
@@ -139,7 +140,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
             "gr00t_code": status.get("code"), "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
             "machine": math_stack.machine_info(device),
             "versions": runinfo.versions("torch", "transformers", "gr00t", "numpy"),
-            "code": code_digest(*PRODUCER_CODE)}
+            "code": code_digest(*PRODUCER_CODE), "stage_mb": stage_mb}
     first_noise: dict[str, object] = {}
     timings: dict[str, float] = {}
 
@@ -156,8 +157,9 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         inputs = ob.preprocess(loaded, layouts[job.tag], raws[job.tag])
         # Later variants start from the first variant's noise: precision is then the only change.
         # the reference variant also records its named stages (backends/stages.py): where a divergence starts
-        out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag),
-                        capture_stages=job.variant.name == first, stage_inputs=job.variant.name == first)
+        stages = bool(stage_mb) and job.variant.name == first
+        out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag), capture_stages=stages,
+                        stage_inputs=stages, stage_mb=stage_mb)
         captured = out.pop("stages", None)
         save_artifact(
             job.path, embodiment_tag=job.tag, seed=seed, checkpoint=fp,

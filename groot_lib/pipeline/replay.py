@@ -116,7 +116,7 @@ def _write(path: Path, key: str, arrays: dict[str, np.ndarray], info: dict) -> N
 
 
 def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, reference: bool, noise_mode: str,
-             study: bool, notes: list[str]) -> dict[str, np.ndarray]:
+             study: bool, notes: list[str], stage_mb: float = 256) -> dict[str, np.ndarray]:
     """Reference variant: the parity replay (+ an injected-noise replay for the study when the
     seeded noise differs) and the preprocessor run. Other variants: one replay from ref's noise."""
     from groot_lib.backends import lerobot as lb
@@ -129,9 +129,9 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
                          "is seeded instead, so its noise floor also includes RNG differences")
         return {"action_pred": lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]}
     out = lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise if noise_mode == "inject" else None,
-                    capture_stages=True)
-    arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in out["stages"].items()}}
-    if any(k.endswith(stage_capture.INPUTS) for k in ref.stages):
+                    capture_stages=bool(stage_mb), stage_mb=stage_mb)
+    arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in out.get("stages", {}).items()}}
+    if stage_mb and any(k.endswith(stage_capture.INPUTS) for k in ref.stages):
         reruns, skipped = stage_capture.rerun(loaded.model, ref.stages, device=loaded.device)
         arrays.update({RERUN + k: v for k, v in reruns.items()})
         if skipped:
@@ -161,7 +161,7 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
 
 
 def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, variants: list[str], device: str,
-               noise_mode: str = "seed", store_dir=None) -> ReplaySet:
+               noise_mode: str = "seed", store_dir=None, stage_mb: float = 256) -> ReplaySet:
     """LeRobot under each runnable variant (fp32 reference first), reusing stored replays.
 
     ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant.
@@ -181,7 +181,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     base = {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest(*REPLAY_CODE),
             "lerobot_code": lerobot["code"], "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
             "machine": math_stack.machine_info(device),
-            "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy")}
+            "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy"), "stage_mb": stage_mb}
     result.code = lerobot
     digests: dict[Path, str] = {}
 
@@ -207,7 +207,8 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     def compute(loaded, job):
         start = time.perf_counter()
         arrays = _compute(loaded, checkpoint, job.context["ref"], job.context["source"],
-                          reference=job.context["reference"], noise_mode=noise_mode, study=study, notes=result.notes)
+                          reference=job.context["reference"], noise_mode=noise_mode, study=study, notes=result.notes,
+                          stage_mb=stage_mb)
         info = {"provenance": contract.provenance_once(lb, loaded),
                 "seconds": time.perf_counter() - start}
         _write(job.path, job.key, arrays, info)

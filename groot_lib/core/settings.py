@@ -19,7 +19,8 @@ from groot_lib.core.errors import SettingError
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 NOISE_MODES = ("seed", "inject")
-RECORDINGS = ("cpu", "cuda")  # tiny.layout.RECORDED_ROOTS: the device the committed recordings ran on
+RECORDINGS = ("cpu", "cuda")
+SCHEDULES = ("auto", "overlap", "sequential")  # tiny.layout.RECORDED_ROOTS: the device the committed recordings ran on
 
 
 def _text(value: str) -> str:
@@ -70,6 +71,13 @@ def _recordings(value: Any) -> str:
     which = str(value).strip()
     if which not in RECORDINGS:
         raise ValueError(f"expected one of {', '.join(RECORDINGS)}")
+    return which
+
+
+def _schedule(value: Any) -> str:
+    which = str(value).strip()
+    if which not in SCHEDULES:
+        raise ValueError(f"expected one of {', '.join(SCHEDULES)}")
     return which
 
 
@@ -140,6 +148,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("stage_mb", 256, _int(0), "MiB per tag for the named-stage capture that says where a divergence starts "
          "(stage outputs, and the original's stage inputs); past it the capture stops, saying where. 0: off.",
          make="STAGE_MB", env="GROOT_PARITY_STAGE_MB"),
+    Knob("schedule", "auto", _schedule, "auto: run the two kernels at once when both models fit in memory, else one "
+         "after the other (workbench/memory.py says why); overlap or sequential force it.", make="SCHEDULE", sides=()),
+    Knob("memory_gb", 0.0, _float(positive=False), "Memory the scheduler may plan with, in GB; 0 reads the "
+         "machine's available memory.", make="MEMORY_GB", env="GROOT_PARITY_MEMORY_GB", sides=()),
     Knob("precision_k", 2.0, _float(positive=True), "Precision verdict: cross gap <= k x the larger noise floor.",
          make="PRECISION_K", env="GROOT_PARITY_PRECISION_K", sides=("consumer",)),
 )

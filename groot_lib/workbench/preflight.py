@@ -30,6 +30,7 @@ class Plan:
     gr00t: str  # "importable" | "absent: <why>"
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    memory: object = None  # workbench.memory.MemoryPlan: overlap or one side after the other
 
 
 def looks_like_path(text: str) -> bool:
@@ -165,5 +166,8 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
         check_recordings(values)
     check_writable(out_root, "reports folder", "--out-root")
     check_writable(store_root, "artifact store", "--artifacts-root")
+    from groot_lib.workbench import memory
+
+    schedule = memory.plan(root, device=values["device"], schedule=values["schedule"], memory_gb=values["memory_gb"])
     notes = [n for n in (ckpt.dtype_warning(root),) if n]
-    return Plan(root, hf_home, tags, gr00t, round(time.perf_counter() - start, 3), notes)
+    return Plan(root, hf_home, tags, gr00t, round(time.perf_counter() - start, 3), notes, schedule)

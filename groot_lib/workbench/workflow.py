@@ -158,7 +158,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
     resolved = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags)}
     recorded = {**resolved, "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds,
-                "notes": plan.notes}
+                "notes": plan.notes, "memory": plan.memory.as_dict()}
     steps = [  # each notebook gets the knobs of its side (settings.Knob.sides) plus where to read and write
         ("producer", ORIGINAL_KERNEL, {**settings.for_side(resolved, "producer"), "store_dir": str(store_dir),
                                        "output_dir": str(artifacts_dir)}),
@@ -172,6 +172,8 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     tail = ProgressPrinter(run_dir / "progress.log", began, quiet=quiet)
     for note in plan.notes:
         tail.say(f"warning: {note}")
+    if plan.memory.mode == "sequential":
+        tail.say(f"memory: running the producer, then the consumer (not at once): {plan.memory.reason}")
 
     def run(name: str, kernel: str, params: dict) -> None:
         start = time.perf_counter()
@@ -186,22 +188,29 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
         finally:
             timings[name] = round(time.perf_counter() - start, 2)
 
-    # Both notebooks start at once: the consumer imports LeRobot while the producer works, then waits
-    # for the producer's source.json (or for the failure marker written here).
+    # Both notebooks start at once when both models fit in memory (workbench/memory.py): the consumer imports
+    # LeRobot while the producer works, then waits for the producer's source.json (or the failure marker written
+    # here). Otherwise the consumer starts once the producer's kernel is gone.
+    overlap = plan.memory.mode == "overlap"
     consumer = threading.Thread(target=run, args=steps[1], daemon=True, name="consumer")
     with sigint_kills_kernels() as sigint, kernel_environment(run_dir):
         try:
-            consumer.start()
+            if overlap:
+                consumer.start()
             run(*steps[0])
+            if not overlap and not sigint["interrupted"]:
+                consumer.start()
             if outcome["producer"] and not sigint["interrupted"]:
                 atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
-            consumer.join()
+            if consumer.ident is not None:
+                consumer.join()
         except KeyboardInterrupt:
             sigint["interrupted"] = True
     if sigint["interrupted"]:
         tail.stop()
         killed = sigint["killed"] + kill_kernels()
-        consumer.join(timeout=1.0)
+        if consumer.ident is not None:
+            consumer.join(timeout=1.0)
         shutil.rmtree(run_dir, ignore_errors=True)
         raise Interrupted(f"interrupted: {killed} kernel(s) stopped; the unfinished report folder {run_dir} was "
                           "removed (stored artifacts are kept and reused next time)")

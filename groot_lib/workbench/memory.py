@@ -1,0 +1,121 @@
+"""Will both kernels fit at once? Each side's peak memory, estimated before any kernel starts.
+
+Why: the two notebooks overlap (the consumer imports LeRobot while the producer computes), and each holds one
+fp32 model while it loads. At the real 3B size that is ~2 x 15 GB: more than a 24 GiB machine. So the workflow
+estimates each side's peak from the checkpoint's safetensors headers (no tensor is read), overlaps the sides
+when both fit, runs them one after the other when only one at a time does (and says so), and refuses, naming
+the numbers, when one side alone cannot fit. tools env: stdlib only.
+
+The model: peak = the kernel's own footprint (interpreter, torch, the implementation's imports) + LOAD_FACTOR x
+the weights in fp32 (both load fp32 weights on the CPU; the original casts to the variant's dtype after loading).
+Measured here (peak RSS, batch 2): the original 704 MB on the 4 MB tiny default and 1005 MB on the 288 MB x12
+checkpoint (1.05 x the weights above its footprint), LeRobot 871 MB and 1061 MB. LOAD_FACTOR 1.25 leaves room
+for activations and allocator slack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+GB = 1e9
+FOOTPRINT_GB = {"producer": 0.8, "consumer": 1.0}
+LOAD_FACTOR = 1.25
+BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+HEADROOM = 0.9  # of the available memory the plan may use
+
+
+@dataclass
+class MemoryPlan:
+    mode: str  # "overlap" | "sequential"
+    producer_gb: float
+    consumer_gb: float
+    available_gb: float
+    where: str  # "RAM" (+ " and GPU")
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"mode": self.mode, "producer peak GB": round(self.producer_gb, 2),
+                "consumer peak GB": round(self.consumer_gb, 2), "available GB": round(self.available_gb, 2),
+                "reason": self.reason}
+
+
+def weights_fp32_bytes(checkpoint: Path) -> int:
+    """Bytes the checkpoint's floating weights take in fp32, read from the safetensors headers."""
+    total = 0
+    for path in sorted(Path(checkpoint).glob("*.safetensors")):
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        for name, tensor in header.items():
+            if name == "__metadata__":
+                continue
+            numel = 1
+            for size in tensor.get("shape", []):
+                numel *= int(size)
+            total += numel * (4 if tensor.get("dtype") in ("F64", "F32", "F16", "BF16") else BYTES.get(tensor.get("dtype"), 4))
+    return total
+
+
+def available_ram_bytes() -> int:
+    """MemAvailable (what can be used without swapping), else physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def free_gpu_bytes() -> int | None:
+    """Free memory of the first GPU, from nvidia-smi (None without one)."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout.split()
+        return int(out[0]) * 2**20 if out else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def plan(checkpoint: Path, *, device: str, schedule: str = "auto", memory_gb: float = 0.0) -> MemoryPlan:
+    """Overlap or sequential, with the numbers; raises SettingError when one side alone cannot fit."""
+    from groot_lib.core.errors import SettingError
+
+    weights = weights_fp32_bytes(checkpoint)
+    peaks = {side: (FOOTPRINT_GB[side] * GB + LOAD_FACTOR * weights) / GB for side in FOOTPRINT_GB}
+    available = (memory_gb * GB if memory_gb else available_ram_bytes()) / GB
+    budget = HEADROOM * available
+    where = "RAM" + (" (GROOT_PARITY_MEMORY_GB)" if memory_gb else "")
+    numbers = (f"producer ~{peaks['producer']:.1f} GB, consumer ~{peaks['consumer']:.1f} GB (fp32 weights "
+               f"{weights / GB:.1f} GB x {LOAD_FACTOR} + each kernel's footprint), {available:.1f} GB {where} available")
+    alone = max(peaks.values())
+    if alone > budget:
+        raise SettingError(f"not enough memory for even one side at a time: {numbers}. Free memory, use a machine "
+                           "with more, or a smaller checkpoint")
+    gpu = free_gpu_bytes() if str(device).startswith("cuda") else None
+    if gpu is not None:
+        on_gpu = {side: LOAD_FACTOR * weights / GB for side in peaks}  # fp32 at most; bf16 variants take half
+        if max(on_gpu.values()) > HEADROOM * gpu / GB:
+            raise SettingError(f"the GPU has {gpu / GB:.1f} GB free; one side needs ~{max(on_gpu.values()):.1f} GB "
+                               "(fp32 weights x 1.25). Use DEVICE=cpu or a larger GPU")
+        if sum(on_gpu.values()) > HEADROOM * gpu / GB:
+            return MemoryPlan("sequential", peaks["producer"], peaks["consumer"], available, where + " and GPU",
+                              f"both models would not fit the GPU's {gpu / GB:.1f} GB free at once: {numbers}")
+    if schedule == "sequential":
+        return MemoryPlan("sequential", peaks["producer"], peaks["consumer"], available, where,
+                          f"SCHEDULE=sequential: {numbers}")
+    if sum(peaks.values()) > budget:
+        if schedule == "overlap":
+            raise SettingError(f"SCHEDULE=overlap, but both sides at once need more than {HEADROOM:.0%} of the "
+                               f"available memory: {numbers}. Use SCHEDULE=auto (it runs them one after the other)")
+        return MemoryPlan("sequential", peaks["producer"], peaks["consumer"], available, where,
+                          f"both at once would need ~{sum(peaks.values()):.1f} GB: {numbers}")
+    return MemoryPlan("overlap", peaks["producer"], peaks["consumer"], available, where, numbers)

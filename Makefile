@@ -26,6 +26,9 @@ NOISE_MODE ?=
 RECORDINGS ?=
 # MiB per tag for the named-stage capture that localises a divergence (default 256; 0 turns it off)
 STAGE_MB ?=
+# auto: both kernels at once when both models fit in memory, else one after the other; overlap | sequential force it
+SCHEDULE ?=
+MEMORY_GB ?=
 # HF_HOME is forwarded only when given on the command line (make report HF_HOME=...): an HF_HOME in your
 # shell still reaches the kernels, but never replaces the tiny default's isolated cache.
 HF_HOME_ARG := $(if $(filter command line,$(origin HF_HOME)),$(HF_HOME))
@@ -49,7 +52,8 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)') \
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
   $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(RECORDINGS),--recordings '$(RECORDINGS)') \
-  $(if $(STAGE_MB),--stage-mb '$(STAGE_MB)') \
+  $(if $(STAGE_MB),--stage-mb '$(STAGE_MB)') $(if $(SCHEDULE),--schedule '$(SCHEDULE)') \
+  $(if $(MEMORY_GB),--memory-gb '$(MEMORY_GB)') \
   $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
 .PHONY: setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports clean FORCE

@@ -60,25 +60,13 @@ def _device(value: Any) -> str:
     return device
 
 
-def _noise_mode(value: Any) -> str:
-    mode = str(value).strip()
-    if mode not in NOISE_MODES:
-        raise ValueError(f"expected one of {', '.join(NOISE_MODES)}")
-    return mode
-
-
-def _recordings(value: Any) -> str:
-    which = str(value).strip()
-    if which not in RECORDINGS:
-        raise ValueError(f"expected one of {', '.join(RECORDINGS)}")
-    return which
-
-
-def _schedule(value: Any) -> str:
-    which = str(value).strip()
-    if which not in SCHEDULES:
-        raise ValueError(f"expected one of {', '.join(SCHEDULES)}")
-    return which
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        which = str(value).strip()
+        if which not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return which
+    return parse
 
 
 def _variants(value: Any) -> str:
@@ -140,15 +128,15 @@ KNOBS: tuple[Knob, ...] = (
          env="GROOT_PARITY_DEVICE"),
     Knob("variants", "fp32-sdpa,bf16-sdpa", _variants, "Precision/attention variants: fp32 parity plus the "
          "precision study.", make="VARIANTS", sides=("producer",)),
-    Knob("noise_mode", "seed", _noise_mode, "seed: reseed before sampling; inject: replay the producer's "
+    Knob("noise_mode", "seed", _one_of(NOISE_MODES), "seed: reseed before sampling; inject: replay the producer's "
          "recorded initial noise (use it across devices).", make="NOISE_MODE", sides=("consumer",)),
-    Knob("recordings", "cpu", _recordings, "Without gr00t, which committed recordings of the original serve the "
+    Knob("recordings", "cpu", _one_of(RECORDINGS), "Without gr00t, which committed recordings of the original serve the "
          "tiny default: cpu, or cuda (recorded on a GPU; a CPU LeRobot then needs NOISE_MODE=inject).",
          make="RECORDINGS", sides=("producer",)),
     Knob("stage_mb", 256, _int(0), "MiB per tag for the named-stage capture that says where a divergence starts "
          "(stage outputs, and the original's stage inputs); past it the capture stops, saying where. 0: off.",
          make="STAGE_MB", env="GROOT_PARITY_STAGE_MB"),
-    Knob("schedule", "auto", _schedule, "auto: run the two kernels at once when both models fit in memory, else one "
+    Knob("schedule", "auto", _one_of(SCHEDULES), "auto: run the two kernels at once when both models fit in memory, else one "
          "after the other (workbench/memory.py says why); overlap or sequential force it.", make="SCHEDULE", sides=()),
     Knob("memory_gb", 0.0, _float(positive=False), "Memory the scheduler may plan with, in GB; 0 reads the "
          "machine's available memory.", make="MEMORY_GB", env="GROOT_PARITY_MEMORY_GB", sides=()),

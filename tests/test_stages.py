@@ -83,7 +83,7 @@ with lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, "libero_
         run = lb.sample(loaded, art.inputs, seed=0, noise=art.initial_noise, capture_stages=True)
         if handle:
             handle.calls[0] = 0
-        reruns, skipped = stages.rerun(loaded.model, art.stages, device="cpu")  # the error each stage adds
+        reruns, skipped = stages.rerun(loaded.model, art.stages, device="cpu", model_inputs=art.inputs)
         if handle:
             handle.remove()
         np.savez(f"{sys.argv[2]}/{name.replace(' ', '_').replace('%', 'pct')}.npz", action_pred=run["action_pred"],

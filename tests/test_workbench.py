@@ -339,3 +339,6 @@ def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
     assert model["verdict"] == "PASS" and 0 < model["max|delta|"] < 5e-3, model  # CPU vs CUDA rounding, not zero
     assert not verdicts["suspect"] and model["x expected gap"] < 10, model  # measured 0.57x
     assert "recorded on cuda" in verdicts["source"]["banner"]
+    # the CUDA recordings carry their stages: compared at the cpu/cuda threshold, none above it when clean
+    stages = verdicts["tags"][TAG]["stages"]
+    assert len(stages["stages"]) == 40 and verdicts["first_divergence"][TAG] is None, stages.get("notes")

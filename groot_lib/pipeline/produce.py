@@ -161,6 +161,10 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag), capture_stages=stages,
                         stage_inputs=stages, stage_mb=stage_mb)
         captured = out.pop("stages", None)
+        if captured:  # repeated arrays (pixel_values, a block's input = the previous block's output) stored once
+            from groot_lib.backends import stages as stage_capture
+
+            captured = stage_capture.compact(captured, model_inputs=inputs)
         save_artifact(
             job.path, embodiment_tag=job.tag, seed=seed, checkpoint=fp,
             producer=contract.provenance_once(ob, loaded),

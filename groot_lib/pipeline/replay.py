@@ -132,7 +132,7 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
                     capture_stages=bool(stage_mb), stage_mb=stage_mb)
     arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in out.get("stages", {}).items()}}
     if stage_mb and any(k.endswith(stage_capture.INPUTS) for k in ref.stages):
-        reruns, skipped = stage_capture.rerun(loaded.model, ref.stages, device=loaded.device)
+        reruns, skipped = stage_capture.rerun(loaded.model, ref.stages, device=loaded.device, model_inputs=ref.inputs)
         arrays.update({RERUN + k: v for k, v in reruns.items()})
         if skipped:
             notes.append(f"{source.embodiment_tag}: {len(skipped)} stage(s) not re-run on the original's inputs, e.g. "

@@ -116,7 +116,7 @@ record-references: kernels
 
 # Per-phase wall time + peak RSS of `make report` (tiny + a generated scaled-up checkpoint) against
 # a bare script + pytest flow: build/bench/results-<UTC>.md/.json. BENCH_ARGS=--skip-scaled etc.
-.PHONY: bench gpu-check-prepare
+.PHONY: bench gpu-check-prepare real-size-checkpoint
 bench: kernels
 	$(TOOLS) -m bench.run $(BENCH_ARGS)
 
@@ -124,6 +124,11 @@ bench: kernels
 # (the envs' wheels as .whl/*.tar.xz, your gr00t checkout as .device/gr00t; ~48 MiB, never committed).
 gpu-check-prepare: kernels
 	$(TOOLS) -m bench.gpu.prepare $(if $(GR00T_SRC),--gr00t-src '$(GR00T_SRC)') $(if $(PY312),--python $(PY312))
+
+# A random checkpoint with the real N1.7-3B architecture (~12 GB fp32, 5 GB shards) in build/real, with its backbone
+# cache in build/real/hf_home (needs gr00t: GR00T_SRC). Then: make report CKPT=build/real/gr00t-n1.7-3b-random HF_HOME=build/real/hf_home
+real-size-checkpoint: kernels
+	$(ENVS)/original/bin/python -m groot_lib.tiny.checkpoint --real-size --out build/real
 
 # The content-addressed store of original artifacts and LeRobot replays (reports keep hard links).
 clean-artifacts:

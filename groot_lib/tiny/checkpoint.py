@@ -137,6 +137,39 @@ def _backbone_config(tokenizer, scale: int = 1) -> "object":
     )
 
 
+# The real N1.7-3B architecture (Cosmos-Reason2-2B = a Qwen3-VL-2B layout, cut to 16 text layers; the 1024/1536
+# action head with a 32-block DiT), as the published configs describe it. Only the tokenizer stays tiny: the
+# embedding keeps the real vocabulary size, so every weight has its real shape.
+REAL_TEXT = dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+                 num_key_value_heads=8, head_dim=128, vocab_size=151936, mrope_section=[24, 20, 20])
+REAL_VISION = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2048,
+                   num_position_embeddings=2304, deepstack_visual_indexes=[5, 11, 17])
+REAL_HEAD = {"backbone_embedding_dim": 2048, "select_layer": 16, "hidden_size": 1024, "input_embedding_dim": 1536,
+             "diffusion_model_cfg": {"num_layers": 32, "num_attention_heads": 32, "attention_head_dim": 48,
+                                     "output_dim": 1024},
+             "vl_self_attention_cfg": {"num_layers": 4, "num_attention_heads": 32, "attention_head_dim": 64}}
+REAL_SHARD_BYTES = 5 * 10**9  # published checkpoints come in several shards
+
+
+def _real_backbone_config(tokenizer) -> "object":
+    config = _backbone_config(tokenizer)
+    text = {k: v for k, v in REAL_TEXT.items() if k != "mrope_section"}
+    for key, value in text.items():
+        setattr(config.text_config, key, max(value, len(tokenizer)) if key == "vocab_size" else value)
+    config.text_config.rope_scaling = {**config.text_config.rope_scaling, "mrope_section": REAL_TEXT["mrope_section"]}
+    for key, value in REAL_VISION.items():
+        setattr(config.vision_config, key, value)
+    return config
+
+
+def _real_model_config() -> dict:
+    config = _model_config()
+    for key, value in REAL_HEAD.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    config["diffusion_model_cfg"]["output_dim"] = REAL_HEAD["hidden_size"]
+    return config
+
+
 def _hf_snapshot(hf_home: Path, repo_id: str, files: dict[str, Path]) -> None:
     """Lay files out as the HF hub cache does: refs/main + snapshots/<revision>/."""
     digest = hashlib.sha1()
@@ -309,12 +342,11 @@ def _randomize(module, seed: int) -> None:
             p.copy_(value.to(p.dtype))
 
 
-def _save_sharded(state: dict, out: Path) -> None:
-    """Real layout: model-00001-of-00001.safetensors + index (a bare model.safetensors
-    would make LeRobot treat the folder as its own fine-tuned checkpoint)."""
+def _save_sharded(state: dict, out: Path, shard_bytes: int | None = None) -> None:
+    """Real layout: model-0000k-of-0000n.safetensors + index (a bare model.safetensors would make LeRobot treat
+    the folder as its own fine-tuned checkpoint); one shard unless ``shard_bytes`` splits it."""
     from safetensors.torch import save_file
 
-    name = "model-00001-of-00001.safetensors"
     tensors, seen = {}, set()
     # Tied weights are stored once, under the embedding's name (lm_head is the alias).
     for key, value in sorted(state.items(), key=lambda kv: ("lm_head" in kv[0], kv[0])):
@@ -322,9 +354,21 @@ def _save_sharded(state: dict, out: Path) -> None:
             continue
         seen.add(value.data_ptr())
         tensors[key] = value.detach().contiguous().cpu()
-    save_file(tensors, str(out / name), metadata={"format": "pt"})
+    shards, size = [[]], 0
+    for key, value in tensors.items():
+        nbytes = value.numel() * value.element_size()
+        if shard_bytes and shards[-1] and size + nbytes > shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(key)
+        size += nbytes
+    weight_map = {}
+    for i, keys in enumerate(shards, 1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file({k: tensors[k] for k in keys}, str(out / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in keys})
     total = sum(t.numel() * t.element_size() for t in tensors.values())
-    index = {"metadata": {"total_size": total}, "weight_map": {k: name for k in tensors}}
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
@@ -332,11 +376,13 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def checkpoint_name(scale: int = 1) -> str:
+def checkpoint_name(scale: int = 1, real: bool = False) -> str:
+    if real:
+        return "gr00t-n1.7-3b-random"
     return L.TINY_CHECKPOINT.name if scale == 1 else f"{L.TINY_CHECKPOINT.name}-x{scale}"
 
 
-def generate(out_root: Path, seed: int = 0, scale: int = 1) -> Path:
+def generate(out_root: Path, seed: int = 0, scale: int = 1, real: bool = False) -> Path:
     """Build ``<out_root>/<checkpoint_name(scale)>`` and ``<out_root>/hf_home`` from scratch.
 
     Any scale keeps the tiny backbone id: the checkpoint only makes sense with its own hf_home.
@@ -354,17 +400,22 @@ def generate(out_root: Path, seed: int = 0, scale: int = 1) -> Path:
         tokenizer = _tokenizer(assets)
         _processors(assets)
         torch.manual_seed(seed)
-        backbone = Qwen3VLForConditionalGeneration(_backbone_config(tokenizer, scale)).eval()
+        config = _real_backbone_config(tokenizer) if real else _backbone_config(tokenizer, scale)
+        backbone = Qwen3VLForConditionalGeneration(config).eval()
         _randomize(backbone, seed + 1)
         backbone.save_pretrained(assets, safe_serialization=True)
+        del backbone  # the action model below loads it again from the cache: never two copies at real size
+        import gc
+
+        gc.collect()
         processor_files = {p.name: p for p in assets.iterdir() if p.name not in ("model.safetensors", "generation_config.json")}
         hf_home = staging / "hf_home"
         _hf_snapshot(hf_home, L.TINY_BACKBONE_ID, {p.name: p for p in assets.iterdir()})
         _hf_snapshot(hf_home, L.LEROBOT_PROCESSOR_ID, processor_files)
 
-        ckpt = staging / checkpoint_name(scale)
+        ckpt = staging / checkpoint_name(scale, real)
         ckpt.mkdir()
-        _write_json(ckpt / "config.json", _model_config(scale))
+        _write_json(ckpt / "config.json", _real_model_config() if real else _model_config(scale))
         _write_json(ckpt / "processor_config.json", _processor_config())
         _write_json(ckpt / "statistics.json", _statistics(np.random.default_rng(seed)))
         _write_json(ckpt / "embodiment_id.json", dict(L.EMBODIMENT_IDS))
@@ -379,7 +430,7 @@ def generate(out_root: Path, seed: int = 0, scale: int = 1) -> Path:
         loading = {"cache_dir": str(hf_home / "hub"), "local_files_only": True}
         model = Gr00tN1d7(AutoConfig.from_pretrained(ckpt), transformers_loading_kwargs=loading).eval()
         _randomize(model.action_head, seed + 2)
-        _save_sharded(model.state_dict(), ckpt)
+        _save_sharded(model.state_dict(), ckpt, REAL_SHARD_BYTES if real else None)
 
         final_ckpt, final_home = out_root / ckpt.name, out_root / "hf_home"
         out_root.mkdir(parents=True, exist_ok=True)
@@ -398,8 +449,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", type=int, default=1,
                         help="width multiplier (1 = the embedded tiny checkpoint; weights grow ~scale^2)")
+    parser.add_argument("--real-size", action="store_true",
+                        help="the real N1.7-3B architecture (~12 GB fp32, sharded; build it under build/, never commit)")
     args = parser.parse_args(argv)
-    print(generate(args.out, args.seed, args.scale))
+    print(generate(args.out, args.seed, args.scale, real=args.real_size))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ NOISE_MODE ?=
 RECORDINGS ?=
 # MiB per tag for the named-stage capture that localises a divergence (default 256; 0 turns it off)
 STAGE_MB ?=
+# auto: LeRobot's stages compared (and re-run) only for tags whose model parity fails or is SUSPECT; all | off
+STAGES ?=
 # auto: both kernels at once when both models fit in memory, else one after the other; overlap | sequential force it
 SCHEDULE ?=
 MEMORY_GB ?=
@@ -52,7 +54,7 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)') \
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
   $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(RECORDINGS),--recordings '$(RECORDINGS)') \
-  $(if $(STAGE_MB),--stage-mb '$(STAGE_MB)') $(if $(SCHEDULE),--schedule '$(SCHEDULE)') \
+  $(if $(STAGES),--stages '$(STAGES)') $(if $(STAGE_MB),--stage-mb '$(STAGE_MB)') $(if $(SCHEDULE),--schedule '$(SCHEDULE)') \
   $(if $(MEMORY_GB),--memory-gb '$(MEMORY_GB)') \
   $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 

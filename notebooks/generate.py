@@ -96,7 +96,7 @@ from IPython.display import Markdown
 from groot_lib.pipeline import produce as producer
 
 result = producer.produce(checkpoint, output_dir, tags=tags, seed=seed, batch_size=batch_size,
-                          device=device, variants=variants, recordings=recordings, stage_mb=stage_mb,
+                          device=device, variants=variants, recordings=recordings, stage_mb=stage_mb, stages=stages,
                           environment=environment,
                           store_dir=store_dir or None)
 Markdown(f"**{result.banner}**")
@@ -156,7 +156,7 @@ Markdown(f"**{source['banner']}**\\n\\n(imported {', '.join(warm['imported']) or
 report = consumer.run_all(checkpoint, artifacts_dir, tags=tags, atol=atol, rtol=rtol,
                           device=device, noise_mode=noise_mode, variants=variants,
                           k=precision_k, source=source, store_dir=store_dir or None, trust_legacy=trust_legacy,
-                          stage_mb=stage_mb)
+                          stage_mb=stage_mb, stages=stages)
 results = report.results
 atol, rtol = results[0].model.atol, results[0].model.rtol
 reuse = "all reused, no model loaded" if report.reused else f"{report.replays.models_loaded} model load(s)"

@@ -27,7 +27,7 @@ FAULTS = {
     "state encoder (embodiment MLP) scaled": ("action_head.state_encoder", "post", "o * 1.05", ("state_encoder", 0)),
     "timestep embedding scaled": ("action_head.model.timestep_encoder", "post", "o * 1.02", ("timestep_encoder", 0)),
     "DiT block 2 at flow step 1 only": ("action_head.model.transformer_blocks.2", "post",
-                                        "o * 1.01 if call == 1 else o", ("dit.block2", 1)),
+                                        "o * 1.01 if call % 4 == 1 else o", ("dit.block2", 1)),  # 4 flow steps
     "action decoder scaled": ("action_head.action_decoder", "post", "o * 0.99", ("action_decoder", 0)),
     "sampler's update off by 0.1%": ("action_head.action_encoder", "pre", "(a[0] * 1.001,) + a[1:] if call else a",
                                      ("action_encoder", 1)),

@@ -334,7 +334,7 @@ def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
     result = producer.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path / "art", [TAG], ["fp32-sdpa"],
                                      reason="test", seed=0, batch_size=2, which="cuda")
     assert "recorded on cuda (NVIDIA H" in result.banner and "torch 2.11" in result.banner, result.banner
-    verdicts = consume(tmp_path / "art", tmp_path / "out", tags=TAG, noise_mode="inject", device="cpu")
+    verdicts = consume(tmp_path / "art", tmp_path / "out", tags=TAG, noise_mode="inject", device="cpu", stages="all")
     model = next(r for r in verdicts["rows"] if r["check"] == "model parity")
     assert model["verdict"] == "PASS" and 0 < model["max|delta|"] < 5e-3, model  # CPU vs CUDA rounding, not zero
     assert not verdicts["suspect"] and model["x expected gap"] < 10, model  # measured 0.57x
@@ -342,3 +342,13 @@ def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
     # the CUDA recordings carry their stages: compared at the cpu/cuda threshold, none above it when clean
     stages = verdicts["tags"][TAG]["stages"]
     assert len(stages["stages"]) == 40 and verdicts["first_divergence"][TAG] is None, stages.get("notes")
+
+
+def test_clean_tags_skip_lerobots_stage_work_under_stages_auto(report):
+    """STAGES=auto (default): the original records its stages, LeRobot compares and re-runs its own only for the
+    tags whose parity fails or is SUSPECT; on a clean run every tag says so and names no divergence."""
+    _, index, verdicts, _ = report
+    for tag, summary in verdicts["tags"].items():
+        assert verdicts["first_divergence"][tag] is None
+        assert summary["stages"]["not compared"].startswith("model parity holds"), summary["stages"]
+    assert load_artifact(artifact_path(index.parent / "artifacts", TAG)).stages  # the original's are kept

@@ -109,13 +109,26 @@ def model_parity(replay, artifact: Artifact, *, atol: float, rtol: float, noise_
     return comparison
 
 
+def needs_localising(action_pred, artifact: Artifact, *, atol: float, rtol: float, lerobot_device: str | None) -> bool:
+    """Whether model parity will FAIL or be SUSPECT, by the verdict's own rules (compare_close, expected gap):
+    STAGES=auto compares and re-runs LeRobot's stages for exactly those tags."""
+    c = compare_close(action_pred, artifact.action_pred, name="action_pred", atol=atol, rtol=rtol)
+    if not c.passed or not c.comparable:
+        return True
+    noise = assess(c.max_abs, expected_gap(artifact.producer.get("device"), lerobot_device,
+                                           artifact.producer.get("dtype", "float32")))
+    return bool(noise and noise.suspect)
+
+
 def stage_parity(replay, artifact: Artifact) -> tuple[StageReport | None, str]:
     """The named stages of both runs compared in firing order, or (None, why not)."""
     if not artifact.stages:
         return None, (f"{artifact.path.name} has no stage capture (STAGE_MB=0, or recorded before groot_lib "
                       "captured stages); re-run the original live to localise a divergence")
     if not replay.stages:
-        return None, "LeRobot's replay has no stage capture (STAGE_MB=0)"
+        return None, ("model parity holds: LeRobot's stages were not compared (STAGES=auto; STAGES=all compares "
+                      "every tag)" if replay.info.get("stages") == "auto" else
+                      "LeRobot's replay has no stage capture (STAGES=off or STAGE_MB=0)")
     return compare_stages(artifact.stages, replay.stages, original_device=artifact.producer.get("device"),
                           lerobot_device=replay.info.get("provenance", {}).get("device"),
                           dtype=artifact.producer.get("dtype", "float32"), reruns=replay.reruns), ""

@@ -20,7 +20,8 @@ from groot_lib.core.errors import SettingError
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 NOISE_MODES = ("seed", "inject")
 RECORDINGS = ("cpu", "cuda")
-SCHEDULES = ("auto", "overlap", "sequential")  # tiny.layout.RECORDED_ROOTS: the device the committed recordings ran on
+SCHEDULES = ("auto", "overlap", "sequential")
+STAGES = ("auto", "all", "off")  # tiny.layout.RECORDED_ROOTS: the device the committed recordings ran on
 
 
 def _text(value: str) -> str:
@@ -133,6 +134,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("recordings", "cpu", _one_of(RECORDINGS), "Without gr00t, which committed recordings of the original serve the "
          "tiny default: cpu, or cuda (recorded on a GPU; a CPU LeRobot then needs NOISE_MODE=inject).",
          make="RECORDINGS", sides=("producer",)),
+    Knob("stages", "auto", _one_of(STAGES), "Stage localisation: auto records the original's named stages and "
+         "compares LeRobot's (and re-runs them) for the tags whose model parity fails or is SUSPECT; all: every tag; "
+         "off: none.", make="STAGES", env="GROOT_PARITY_STAGES"),
     Knob("stage_mb", 256, _int(0), "MiB per tag for the named-stage capture that says where a divergence starts "
          "(stage outputs, and the original's stage inputs); past it the capture stops, saying where. 0: off.",
          make="STAGE_MB", env="GROOT_PARITY_STAGE_MB"),

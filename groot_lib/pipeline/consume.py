@@ -191,7 +191,7 @@ class ConsumerReport:
 
 def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, device=None, noise_mode: str = "seed",
             variants=None, k=None, source: dict | None = None, store_dir=None,
-            trust_legacy: bool = False, stage_mb=None) -> ConsumerReport:
+            trust_legacy: bool = False, stage_mb=None, stages=None) -> ConsumerReport:
     """LeRobot replays (reused when stored), then model + preprocessor parity and the precision study."""
     from groot_lib.backends import process
     from groot_lib.core.artifact import find_variants
@@ -210,7 +210,8 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
             raise ParityError(f"noise_mode='inject' but {', '.join(lacking)} in {artifacts_dir} have no "
                               "out::initial_noise; re-run the producer, or use noise_mode='seed'")
     replays = replay_all(checkpoint, artifacts, variants=variants, device=device, noise_mode=noise_mode,
-                         store_dir=store_dir, stage_mb=settings.value("stage_mb", stage_mb))
+                         store_dir=store_dir, stage_mb=settings.value("stage_mb", stage_mb),
+                         stages=settings.value("stages", stages), atol=atol, rtol=rtol)
     layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in artifacts[DEFAULT_VARIANT]}
     statistics = ckpt.read_json(checkpoint / "statistics.json")
     decoder = TokenDecoder(checkpoint)

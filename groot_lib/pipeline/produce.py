@@ -92,6 +92,7 @@ def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
 
 def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tags=None, seed=None,
             batch_size=None, device=None, variants=None, allow_recorded: bool = True, recordings=None, stage_mb=None,
+            stages=None,
             environment: dict | None = None, store_dir: str | os.PathLike | None = None) -> ProducerResult:
     """Run the original on every requested tag and variant; one artifact per (tag, variant).
 
@@ -112,7 +113,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     if unknown:
         raise ParityError(f"embodiment tag(s) {unknown} are not in {checkpoint} (it has {known})")
     seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
-    stage_mb = settings.value("stage_mb", stage_mb)
+    stage_mb = settings.value("stage_mb", stage_mb) if settings.value("stages", stages) != "off" else 0
     device = process.resolve_device(settings.value("device", device))
     runnable, refused = plan(settings.parse_list(variants), device, kernel=ob.KERNEL)
     status = ob.identity()

@@ -116,11 +116,13 @@ def _write(path: Path, key: str, arrays: dict[str, np.ndarray], info: dict) -> N
 
 
 def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, reference: bool, noise_mode: str,
-             study: bool, notes: list[str], stage_mb: float = 256) -> dict[str, np.ndarray]:
+             study: bool, notes: list[str], stage_mb: float = 256, stages: str = "auto",
+             tolerances: tuple[float, float] = (1e-3, 1e-3)) -> dict[str, np.ndarray]:
     """Reference variant: the parity replay (+ an injected-noise replay for the study when the
     seeded noise differs) and the preprocessor run. Other variants: one replay from ref's noise."""
     from groot_lib.backends import lerobot as lb
     from groot_lib.backends import stages as stage_capture
+    from groot_lib.compare.parity import needs_localising
 
     recorded_noise = ref.initial_noise
     if not reference:
@@ -128,10 +130,17 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
             notes.append(f"{ref.path.name}: no recorded initial noise; {source.variant} replay of {ref.embodiment_tag} "
                          "is seeded instead, so its noise floor also includes RNG differences")
         return {"action_pred": lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]}
-    out = lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise if noise_mode == "inject" else None,
-                    capture_stages=bool(stage_mb), stage_mb=stage_mb)
-    arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in out.get("stages", {}).items()}}
-    if stage_mb and any(k.endswith(stage_capture.INPUTS) for k in ref.stages):
+    noise = recorded_noise if noise_mode == "inject" else None
+    capture = bool(stage_mb) and stages == "all" and bool(ref.stages)
+    out = lb.sample(loaded, source.inputs, seed=source.seed, noise=noise, capture_stages=capture, stage_mb=stage_mb)
+    localise = capture or (bool(stage_mb) and stages == "auto" and bool(ref.stages) and needs_localising(
+        out["action_pred"], ref, atol=tolerances[0], rtol=tolerances[1], lerobot_device=loaded.device))
+    captured = out.get("stages", {})
+    if localise and not capture:  # parity fails or is SUSPECT: the same run again, now with its stages
+        captured = lb.sample(loaded, source.inputs, seed=source.seed, noise=noise, capture_stages=True,
+                             stage_mb=stage_mb)["stages"]
+    arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in captured.items()}}
+    if localise and any(k.endswith(stage_capture.INPUTS) for k in ref.stages):
         reruns, skipped = stage_capture.rerun(loaded.model, ref.stages, device=loaded.device, model_inputs=ref.inputs)
         arrays.update({RERUN + k: v for k, v in reruns.items()})
         if skipped:
@@ -161,7 +170,8 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
 
 
 def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, variants: list[str], device: str,
-               noise_mode: str = "seed", store_dir=None, stage_mb: float = 256) -> ReplaySet:
+               noise_mode: str = "seed", store_dir=None, stage_mb: float = 256, stages: str = "auto",
+               atol: float = 1e-3, rtol: float = 1e-3) -> ReplaySet:
     """LeRobot under each runnable variant (fp32 reference first), reusing stored replays.
 
     ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant.
@@ -181,7 +191,8 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     base = {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest(*REPLAY_CODE),
             "lerobot_code": lerobot["code"], "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
             "machine": math_stack.machine_info(device),
-            "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy"), "stage_mb": stage_mb}
+            "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy"), "stage_mb": stage_mb,
+            "stages": stages, **({"atol": atol, "rtol": rtol} if stages == "auto" else {})}
     result.code = lerobot
     digests: dict[Path, str] = {}
 
@@ -208,9 +219,9 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         start = time.perf_counter()
         arrays = _compute(loaded, checkpoint, job.context["ref"], job.context["source"],
                           reference=job.context["reference"], noise_mode=noise_mode, study=study, notes=result.notes,
-                          stage_mb=stage_mb)
+                          stage_mb=stage_mb, stages=stages, tolerances=(atol, rtol))
         info = {"provenance": contract.provenance_once(lb, loaded),
-                "seconds": time.perf_counter() - start}
+                "seconds": time.perf_counter() - start, "stages": stages}
         _write(job.path, job.key, arrays, info)
         return arrays, info
 

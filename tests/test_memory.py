@@ -60,3 +60,21 @@ def test_a_sequential_run_starts_the_consumer_after_the_producer(tmp_path):
     assert code == 0 and last_producer < first_consumer, lines
     assert "'mode': 'sequential'" in html.unescape(index.read_text())
     assert "both at once would need" in re.sub(r"<[^>]+>", "", index.read_text())  # the settings table says why
+
+
+REAL = tiny_layout.REPO_ROOT / "build" / "real" / "gr00t-n1.7-3b-random"
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"needs the real-size random checkpoint {REAL} (`make "
+                    "real-size-checkpoint`: 12.6 GB, 3.5 min, gr00t required); the same scheduling path runs on the "
+                    "tiny default in test_a_sequential_run_starts_the_consumer_after_the_producer")
+def test_real_size_runs_one_side_at_a_time_within_its_weights(tmp_path):
+    from groot_lib.workbench.workflow import run_report
+
+    code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", checkpoint=str(REAL),
+                             hf_home=str(REAL.parent / "hf_home"), tags=TAG, batch_size=1, variants="fp32-sdpa")
+    timings = json.loads((index.parent / "timings.json").read_text())
+    weights_mb = memory.weights_fp32_bytes(REAL) / 2**20
+    assert code == 0 and "'mode': 'sequential'" in html.unescape(index.read_text())
+    for kernel in ("producer kernel", "consumer kernel"):
+        assert timings["peak_rss_mb"][kernel] <= 1.15 * weights_mb, (kernel, timings["peak_rss_mb"], weights_mb)

@@ -30,7 +30,7 @@ FAULTS = {
                                         "o * 1.01 if call % 4 == 1 else o", ("dit.block2", 1)),  # 4 flow steps
     "action decoder scaled": ("action_head.action_decoder", "post", "o * 0.99", ("action_decoder", 0)),
     "sampler's update off by 0.1%": ("action_head.action_encoder", "pre", "(a[0] * 1.001,) + a[1:] if call else a",
-                                     ("action_encoder", 1)),
+                                     ("sampler.actions", 1)),
 }
 
 PLANT = """
@@ -135,8 +135,9 @@ def test_every_named_stage_runs_on_both_sides_in_the_same_order(original, runs):
                                              key=lambda k: split_key(k)[0])]
     theirs = [split_key(k)[1:] for k in sorted((k for k in original.stages if "#" not in k),
                                                key=lambda k: split_key(k)[0])]
-    assert ours == theirs and len(ours) == 40, (ours, theirs)
+    assert ours == theirs and len(ours) == 44, (ours, theirs)
     assert ("backbone.vision", 0) in ours and ("action_decoder", 3) in ours  # 4 flow steps on the tiny default
+    assert ours.index(("sampler.actions", 1)) == ours.index(("action_decoder", 0)) + 1  # the update, then step 1
 
 
 def test_a_clean_run_names_no_stage(original, runs):
@@ -214,7 +215,7 @@ def test_stage_comparison_edge_cases():
     assert report.first.stage == "vl.layernorm" and report.first.max_abs is None
     assert report.rows[2].flagged and report.rows[2].max_abs == float("inf")
     assert "diverges first at vl.layernorm: shapes (2, 3) vs (2, 4)" == report.describe()
-    assert any("only LeRobot ran it" in n for n in report.notes)
+    assert any("not in the original's capture" in n for n in report.notes)
     assert stage_label("dit.block0", 1) == "dit.block0 at flow step 1" and stage_label("vl.layernorm", 0) == "vl.layernorm"
     cuda = compare_stages(a, a, original_device="cuda", lerobot_device="cpu")
     assert cuda.first is None and cuda.threshold > 100 * report.threshold

@@ -31,6 +31,9 @@ STAGES = (
     ("dit.output", "action_head.model"),
     ("action_decoder", "action_head.action_decoder"),
 )
+# Inputs recorded as stages of their own: the action entering each flow step (step 0: the initial noise; step k:
+# the sampler's update after step k-1), read where the action encoder receives it.
+INPUT_STAGES = (("sampler.actions", "action_head.action_encoder"),)
 DEFAULT_LIMIT_BYTES = 256 * 2**20  # beyond this a capture stops, saying where (core/settings: STAGE_MB)
 
 
@@ -159,7 +162,24 @@ def capture(model: Any, *, limit_bytes: int = DEFAULT_LIMIT_BYTES, inputs: bool 
                 captured.update({f"{key}{INPUTS}:{path}": value for path, value in tensors.items()})
         return hook
 
+    def input_stage_hook_for(stage: str):
+        def hook(_module, args, kwargs):
+            call = calls.get(stage, 0)
+            calls[stage] = call + 1
+            value = args[0] if args else next(iter(kwargs.values()), None)
+            if value is None or not hasattr(value, "detach"):
+                return
+            array = value.detach().float().cpu().numpy().copy()
+            if used[0] + array.nbytes <= limit_bytes:
+                used[0] += array.nbytes
+                captured[f"{seq[0]:04d}:{stage}@{call}"] = array
+                seq[0] += 1
+        return hook
+
     handles = []
+    for stage, path in INPUT_STAGES:
+        if path in modules:
+            handles.append(modules[path].register_forward_pre_hook(input_stage_hook_for(stage), with_kwargs=True))
     for stage, path in resolve(model):
         if inputs:
             handles.append(modules[path].register_forward_pre_hook(pre_hook_for(stage), with_kwargs=True))

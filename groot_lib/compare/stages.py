@@ -17,7 +17,7 @@ from groot_lib.compare.expected_gap import SUSPECT_FACTOR, expected_gap
 
 NOTES_KEY = "__notes__"
 # stages that run once per flow-matching step (their call is the step); the rest run once
-PER_STEP = ("action_encoder", "timestep_encoder", "dit.", "action_decoder")
+PER_STEP = ("sampler.", "action_encoder", "timestep_encoder", "dit.", "action_decoder")
 
 
 def stage_label(stage: str, call: int) -> str:
@@ -136,5 +136,5 @@ def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarra
             row.flagged = True
             notes.append(f"{stage}@{call}: shapes differ ({ref.shape} vs {ours.shape})")
         rows.append(row)
-    notes += [f"{stage}@{call}: only LeRobot ran it" for stage, call in sorted(theirs)]
+    notes += [f"{stage}@{call}: not in the original's capture" for stage, call in sorted(theirs)]
     return StageReport(rows, threshold, f"{SUSPECT_FACTOR:g} x {gap.describe()}", notes)

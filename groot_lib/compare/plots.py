@@ -154,8 +154,9 @@ def stage_profile(rows, *, threshold: float, title: str):
     first = next((i for i, r in enumerate(rows) if r.flagged), None)
     if first is not None:
         ax.annotate(f"first: {rows[first].stage}@{rows[first].call}", (first, values[first]),
-                    xytext=(5, 10), textcoords="offset points", fontsize=8, color="#c33")
+                    xytext=(6, -14), textcoords="offset points", fontsize=8, color="#c33")
     ax.set_yscale("log")
+    ax.set_ylim(top=max(max(values), threshold) * 30)
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([f"{r.stage}@{r.call}" for r in rows], rotation=90, fontsize=6)
     ax.set_ylabel("max |delta| / max |original|")

@@ -200,6 +200,7 @@ GrootPolicy.from_pretrained = classmethod(_planted)
     assert label == "dit.block2 at flow step 1"
     page = re.sub(r"<[^>]+>", "", index.read_text())
     assert f"Diverges first at {label}" in page, page[:3000]
+    assert "stage profile" in index.read_text() and (index.parent / "figures" / f"{TAG}-stages.png").is_file()
     consumer = re.sub(r"<[^>]+>", "", (index.parent / "consumer.html").read_text())
     assert f"{TAG}: diverges first at {label}" in consumer  # the stage section's line and its profile's title
 

@@ -309,6 +309,11 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
     for result, (_, png) in zip(report.results, report.heatmaps()):
         if isinstance(png, bytes):  # the index page embeds these as thumbnails
             figures[result.tag] = atomic_write_bytes(Path(output_dir) / "figures" / f"{result.tag}.png", png).name
+    stage_figures = {}
+    for title, png in report.stage_figures():  # the same profiles the notebook shows, for the index page
+        tag = title.split(":", 1)[0]
+        stage_figures[tag] = "figures/" + atomic_write_bytes(Path(output_dir) / "figures" / f"{tag}-stages.png",
+                                                             png).name
     provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]
     payload = {
         "passed": report.passed,
@@ -330,6 +335,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "replays": report.replays.rows(),
         "published": [p.name for p in published],
         "figures": {tag: f"figures/{name}" for tag, name in figures.items()},
+        "stage_figures": stage_figures,
         "reused": report.reused,
         "notes": report.replays.notes,
         "timings": {**report.timings, "peak_rss_mb": runinfo.peak_rss_mb()},

@@ -143,8 +143,18 @@ def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
               f"the valid {summary.get('valid_horizon')} x {summary.get('valid_dim')} region, "
               f"{summary.get('n_violating_padding', 'n/a')} in padding.</p>") if summary else ""
     rows = [r for r in verdicts.get("rows", []) if r["tag"] == tag]
+    stages = summary.get("stages") or {}
+    profile = (verdicts.get("stage_figures") or {}).get(tag)
+    if profile and (run_dir / profile).is_file():  # where it diverges: the profile and the flagged stages
+        data = base64.b64encode((run_dir / profile).read_bytes()).decode()
+        flagged = [{k: r[k] for k in ("stage", "step", "max|delta|", "relative", "added (relative)")}
+                   for r in stages.get("stages", []) if r.get("flagged")]
+        profile = (f"<img class='stage-profile' alt='{html.escape(tag)} stage profile' "
+                   f"src='data:image/png;base64,{data}'>" + (_table(flagged[:12]) if flagged else ""))
+    else:
+        profile = ""
     return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>{image}{counts}"
-            f"{_divergence(summary.get('stages') or {})}{_table(rows)}</section>")
+            f"{_divergence(stages)}{profile}{_table(rows)}</section>")
 
 
 def _divergence(stages: dict) -> str:

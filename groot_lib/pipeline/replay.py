@@ -178,6 +178,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     """
     from groot_lib.backends import lerobot as lb
     from groot_lib.backends import contract, math_stack
+    from groot_lib.compare.parity import needs_localising
     from groot_lib.core import runinfo
 
     store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
@@ -192,7 +193,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
             "lerobot_code": lerobot["code"], "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
             "machine": math_stack.machine_info(device),
             "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy"), "stage_mb": stage_mb,
-            "stages": stages, **({"atol": atol, "rtol": rtol} if stages == "auto" else {})}
+            "stages": stages}
     result.code = lerobot
     digests: dict[Path, str] = {}
 
@@ -229,7 +230,21 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         progress.note("consumer", f"loading LeRobot ({variant.name}, {device}) for {len(todo)} tag(s)")
         return lb.load(checkpoint, ckpt.embodiment_layout(checkpoint, todo[0].tag), variant=variant, device=device)
 
-    outcomes = get_or_compute(runnable, jobs_for, read=lambda job: _read(job.path, job.key, result.notes),
+    def read(job):
+        """A stored replay, unless STAGES=auto now needs the stages it was stored without (new tolerances can turn
+        a PASS into a FAIL): tolerances alone never recompute a replay that already has what the verdict needs."""
+        stored = _read(job.path, job.key, result.notes)
+        if stored is None or not job.context["reference"] or stages != "auto" or not stage_mb:
+            return stored
+        ref = job.context["ref"]
+        if ref.stages and not any(k.startswith(STAGE) for k in stored[0]) and needs_localising(
+                stored[0]["action_pred"], ref, atol=atol, rtol=rtol, lerobot_device=device):
+            result.notes.append(f"{job.tag}: the stored replay has no stages and its parity now fails or is "
+                                "SUSPECT: recomputing it with its stages")
+            return None
+        return stored
+
+    outcomes = get_or_compute(runnable, jobs_for, read=read,
                               load=load, compute=compute, timings=timings, failed=result.refused)
     for o in outcomes:
         progress.note("consumer", f"{o.job.tag} {o.job.variant.name}: LeRobot {o.status}"

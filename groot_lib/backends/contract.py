@@ -155,11 +155,10 @@ def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed:
 
     config = loaded.model.config
     shape = (batch, config.action_horizon, config.max_action_dim)
-    captured: dict = {}
+    capture = (stages.capture(loaded.model, inputs=stage_inputs, limit_bytes=int(stage_mb * 2**20))
+               if capture_stages else contextlib.nullcontext({}))
     with forced_backend_refusal(loaded.variant), torch.inference_mode(), (context or contextlib.nullcontext()), \
-            sdpa_backend(loaded.variant), \
-            (stages.capture(loaded.model, inputs=stage_inputs, limit_bytes=int(stage_mb * 2**20)) if capture_stages
-             else contextlib.nullcontext(captured)) as captured:
+            sdpa_backend(loaded.variant), capture as captured:
         out, used = noise.sample_initial_noise(call, shape, seed=seed, noise=noise_in)
     result: dict[str, Any] = {"action_pred": out["action_pred"].float().cpu().numpy()}
     if capture_stages:

@@ -52,6 +52,12 @@ def resolve(model: Any) -> list[tuple[str, str]]:
     return found
 
 
+def _numpy(tensor) -> np.ndarray:
+    """A float32 copy on the host. A copy: a CPU fp32 tensor's .numpy() shares memory, and transformers 4.57 adds
+    Qwen3-VL's deepstack features in place into a text layer's output after a hook has seen it."""
+    return tensor.detach().float().cpu().numpy().copy()
+
+
 def _first_tensor(value: Any):
     """The stage's output tensor: itself, a model output's features, or the first tensor of a tuple."""
     import torch
@@ -137,43 +143,42 @@ def capture(model: Any, *, limit_bytes: int = DEFAULT_LIMIT_BYTES, inputs: bool 
             pending[stage] = (spec, tensors)
         return pre_hook
 
+    def next_call(stage: str) -> int:
+        call = calls.get(stage, 0)
+        calls[stage] = call + 1
+        return call
+
+    def keep(stage: str, call: int, array: np.ndarray, spec=None, tensors=None) -> None:
+        """Store one stage call (and its recorded inputs) under the next key, within the byte budget."""
+        tensors = tensors or {}
+        size = array.nbytes + sum(t.nbytes for t in tensors.values())
+        if used[0] + size > limit_bytes:
+            if not notes:
+                notes.append(f"stage capture stopped at {stage}@{call}: over {limit_bytes / 2**20:.3g} MiB (STAGE_MB)")
+            return
+        used[0] += size
+        key = f"{seq[0]:04d}:{stage}@{call}"
+        seq[0] += 1
+        captured[key] = array
+        if spec is not None:
+            captured[key + INPUTS] = np.array(json.dumps(spec))
+            captured.update({f"{key}{INPUTS}:{path}": value for path, value in tensors.items()})
+
     def hook_for(stage: str):
         def hook(_module, _args, output):
-            call = calls.get(stage, 0)
-            calls[stage] = call + 1
+            call = next_call(stage)
             tensor = _first_tensor(output)
             spec, tensors = pending.pop(stage, (None, {}))
-            if tensor is None:
-                return
-            # a copy: a CPU fp32 tensor's .numpy() shares memory, and transformers 4.57 adds Qwen3-VL's deepstack
-            # features in place into a text layer's output after this hook fired
-            array = tensor.detach().float().cpu().numpy().copy()
-            size = array.nbytes + sum(t.nbytes for t in tensors.values())
-            if used[0] + size > limit_bytes:
-                if not notes:
-                    notes.append(f"stage capture stopped at {stage}@{call}: over {limit_bytes / 2**20:.3g} MiB (STAGE_MB)")
-                return
-            used[0] += size
-            key = f"{seq[0]:04d}:{stage}@{call}"
-            seq[0] += 1
-            captured[key] = array
-            if spec is not None:
-                captured[key + INPUTS] = np.array(json.dumps(spec))
-                captured.update({f"{key}{INPUTS}:{path}": value for path, value in tensors.items()})
+            if tensor is not None:
+                keep(stage, call, _numpy(tensor), spec, tensors)
         return hook
 
     def input_stage_hook_for(stage: str):
         def hook(_module, args, kwargs):
-            call = calls.get(stage, 0)
-            calls[stage] = call + 1
+            call = next_call(stage)
             value = args[0] if args else next(iter(kwargs.values()), None)
-            if value is None or not hasattr(value, "detach"):
-                return
-            array = value.detach().float().cpu().numpy().copy()
-            if used[0] + array.nbytes <= limit_bytes:
-                used[0] += array.nbytes
-                captured[f"{seq[0]:04d}:{stage}@{call}"] = array
-                seq[0] += 1
+            if value is not None and hasattr(value, "detach"):
+                keep(stage, call, _numpy(value))
         return hook
 
     handles = []
@@ -268,5 +273,5 @@ def rerun(model: Any, recorded: dict[str, np.ndarray], *, device: str,
             continue
         tensor = _first_tensor(out)
         if tensor is not None:
-            outputs[stage_key] = tensor.detach().float().cpu().numpy().copy()
+            outputs[stage_key] = _numpy(tensor)
     return outputs, skipped

@@ -219,10 +219,10 @@ for r in results:
     print(f"{r.tag}: {r.stages.describe()}")
     for note in r.stages.notes:
         print("   note:", note)
-    if not r.model.passed or r.model.suspect or r.first_divergence:
+    if r.shows_stages:
         display(pd.DataFrame([row.as_dict() for row in r.stages.rows]).style.apply(
             lambda col: ["background:#fdd" if v else "" for v in col], subset=["flagged"]).format(fmt, subset=["max|delta|", "relative"]))
-for title, figure in report.stage_figures():
+for tag, title, figure in report.stage_figures():
     display(Image(figure))
 """),
     md("""

@@ -44,6 +44,12 @@ class TagResult:
         return self.stages.first if self.stages else None
 
     @property
+    def shows_stages(self) -> bool:
+        """Its stage table and profile are shown: model parity fails or is SUSPECT, or a stage is above rounding."""
+        return self.stages is not None and (not self.model.passed or self.model.suspect
+                                            or self.first_divergence is not None)
+
+    @property
     def comparisons(self) -> list[Comparison]:
         return [self.model, *self.preprocessor]
 

@@ -159,18 +159,20 @@ class ConsumerReport:
                                                                   title=caption))))
         return out
 
-    def stage_figures(self, *, everything: bool = False) -> list[tuple[str, bytes]]:
-        """(title, PNG) of the stage profile for each tag whose model parity fails, is SUSPECT or has a stage
-        above rounding (``everything``: every tag with a stage capture)."""
+    def stage_figures(self) -> list[tuple[str, str, bytes]]:
+        """(tag, title, PNG) of the stage profile for each tag that shows its stages (TagResult.shows_stages).
+        Drawn once; ``write_verdicts`` saves the same PNGs for the index page."""
         from groot_lib.compare import plots
 
-        out = []
+        if "stages" in self.figures:
+            return self.figures["stages"]
+        out = self.figures.setdefault("stages", [])
         with self._timed_plots():
             for r in self.results:
-                if r.stages and (everything or not r.model.passed or r.model.suspect or r.first_divergence):
+                if r.shows_stages:
                     title = f"{r.tag}: {r.stages.describe()}"
-                    out.append((title, plots.png(plots.stage_profile(r.stages.rows, threshold=r.stages.threshold,
-                                                                     title=title))))
+                    out.append((r.tag, title, plots.png(plots.stage_profile(r.stages.rows,
+                                                                            threshold=r.stages.threshold, title=title))))
         return out
 
     def precision_figures(self) -> list[tuple[str, bytes]]:
@@ -310,8 +312,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         if isinstance(png, bytes):  # the index page embeds these as thumbnails
             figures[result.tag] = atomic_write_bytes(Path(output_dir) / "figures" / f"{result.tag}.png", png).name
     stage_figures = {}
-    for title, png in report.stage_figures():  # the same profiles the notebook shows, for the index page
-        tag = title.split(":", 1)[0]
+    for tag, _, png in report.stage_figures():  # the same profiles the notebook shows, for the index page
         stage_figures[tag] = "figures/" + atomic_write_bytes(Path(output_dir) / "figures" / f"{tag}-stages.png",
                                                              png).name
     provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]

@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -187,19 +188,24 @@ def input_signature(checkpoint: str | os.PathLike, hf_home: str | os.PathLike | 
 SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
 
 
-def stored_dtypes(checkpoint: str | os.PathLike) -> dict[str, int]:
-    """Floating dtypes of the stored weights, counted from the safetensors headers (no tensor is read)."""
+def stored_tensors(checkpoint: str | os.PathLike) -> Iterator[dict]:
+    """Every stored tensor's header entry ({"dtype", "shape", ...}) across the safetensors shards; no tensor
+    is read, only each file's JSON header."""
     import struct
-    from collections import Counter
 
-    counts: Counter = Counter()
     for path in sorted(Path(checkpoint).glob("*.safetensors")):
         with open(path, "rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
             header = json.loads(handle.read(length))
-        counts.update(SAFETENSORS_DTYPES[t["dtype"]] for name, t in header.items()
-                      if name != "__metadata__" and t.get("dtype") in SAFETENSORS_DTYPES)
-    return dict(counts)
+        yield from (entry for name, entry in header.items() if name != "__metadata__")
+
+
+def stored_dtypes(checkpoint: str | os.PathLike) -> dict[str, int]:
+    """Floating dtypes of the stored weights, counted from the safetensors headers (no tensor is read)."""
+    from collections import Counter
+
+    return dict(Counter(SAFETENSORS_DTYPES[t["dtype"]] for t in stored_tensors(checkpoint)
+                        if t.get("dtype") in SAFETENSORS_DTYPES))
 
 
 def dtype_warning(checkpoint: str | os.PathLike) -> str | None:

@@ -15,10 +15,9 @@ for activations and allocator slack.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import shutil
-import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 GB = 1e9
 FOOTPRINT_GB = {"producer": 0.8, "consumer": 1.0}
 LOAD_FACTOR = 1.25
-BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+BYTES = {"I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}  # non-floating dtypes load as stored
 HEADROOM = 0.9  # of the available memory the plan may use
 
 
@@ -46,19 +45,13 @@ class MemoryPlan:
 
 
 def weights_fp32_bytes(checkpoint: Path) -> int:
-    """Bytes the checkpoint's floating weights take in fp32, read from the safetensors headers."""
+    """Bytes the checkpoint's weights take once loaded: floating ones in fp32, the rest as stored."""
+    from groot_lib.core.checkpoint import SAFETENSORS_DTYPES, stored_tensors
+
     total = 0
-    for path in sorted(Path(checkpoint).glob("*.safetensors")):
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-        for name, tensor in header.items():
-            if name == "__metadata__":
-                continue
-            numel = 1
-            for size in tensor.get("shape", []):
-                numel *= int(size)
-            total += numel * (4 if tensor.get("dtype") in ("F64", "F32", "F16", "BF16") else BYTES.get(tensor.get("dtype"), 4))
+    for tensor in stored_tensors(checkpoint):
+        numel = math.prod(int(size) for size in tensor.get("shape", []))
+        total += numel * (4 if tensor.get("dtype") in SAFETENSORS_DTYPES else BYTES.get(tensor.get("dtype"), 4))
     return total
 
 

@@ -129,30 +129,31 @@ def _matrix(rows: list[dict], precision: list[dict]) -> str:
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
-    """One embodiment: its heatmap (embedded: the page stands alone), violating cells valid vs padding, rows."""
+def _embedded_png(run_dir: Path, figure: str | None, *, alt: str, css: str) -> str:
+    """An <img> carrying the PNG itself (the page stands alone), or "" when the report has no such figure."""
     import base64
 
+    if not figure or not (run_dir / figure).is_file():
+        return ""
+    data = base64.b64encode((run_dir / figure).read_bytes()).decode()
+    return f"<img class='{css}' alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
+    """One embodiment: its heatmap, violating cells valid vs padding, where it diverges, rows."""
     summary = (verdicts.get("tags") or {}).get(tag, {})
-    figure = (verdicts.get("figures") or {}).get(tag)
-    image = ""
-    if figure and (run_dir / figure).is_file():
-        data = base64.b64encode((run_dir / figure).read_bytes()).decode()
-        image = f"<img class='thumb' alt='{html.escape(tag)} heatmap' src='data:image/png;base64,{data}'>"
+    image = _embedded_png(run_dir, (verdicts.get("figures") or {}).get(tag), alt=f"{tag} heatmap", css="thumb")
     counts = (f"<p>Violating cells (horizon x dim, max over batch): {summary.get('n_violating_valid', 'n/a')} inside "
               f"the valid {summary.get('valid_horizon')} x {summary.get('valid_dim')} region, "
               f"{summary.get('n_violating_padding', 'n/a')} in padding.</p>") if summary else ""
     rows = [r for r in verdicts.get("rows", []) if r["tag"] == tag]
     stages = summary.get("stages") or {}
-    profile = (verdicts.get("stage_figures") or {}).get(tag)
-    if profile and (run_dir / profile).is_file():  # where it diverges: the profile and the flagged stages
-        data = base64.b64encode((run_dir / profile).read_bytes()).decode()
-        flagged = [{k: r[k] for k in ("stage", "step", "max|delta|", "relative", "added (relative)")}
-                   for r in stages.get("stages", []) if r.get("flagged")]
-        profile = (f"<img class='stage-profile' alt='{html.escape(tag)} stage profile' "
-                   f"src='data:image/png;base64,{data}'>" + (_table(flagged[:12]) if flagged else ""))
-    else:
-        profile = ""
+    profile = _embedded_png(run_dir, (verdicts.get("stage_figures") or {}).get(tag), alt=f"{tag} stage profile",
+                            css="stage-profile")
+    flagged = [{k: r[k] for k in ("stage", "step", "max|delta|", "relative", "added (relative)")}
+               for r in stages.get("stages", []) if r.get("flagged")]
+    if profile and flagged:  # where it diverges: the profile and the flagged stages
+        profile += _table(flagged[:12])
     return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>{image}{counts}"
             f"{_divergence(stages)}{profile}{_table(rows)}</section>")
 

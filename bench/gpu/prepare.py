@@ -82,14 +82,17 @@ def carry_list(env: str, machine: dict[str, str], tools: dict[str, str]) -> dict
     return carry
 
 
+def _wheels(folder: Path, name: str, version: str) -> list[Path]:
+    return [p for p in folder.glob("*.whl") if norm(p.name.split("-")[0]) == name and p.name.split("-")[1] == version]
+
+
 def download(pins: dict[str, str]) -> list[str]:
     """cp312 manylinux wheels (pure ones too); an sdist-only pure package is built into a wheel here."""
     files = WHEELS / "files"
     files.mkdir(parents=True, exist_ok=True)
     got = []
     for name, version in sorted(pins.items()):
-        have = [p for p in files.glob("*.whl") if norm(p.name.split("-")[0]) == name and p.name.split("-")[1] == version]
-        if not have:
+        if not _wheels(files, name, version):
             platforms = [a for n in (17, 24, 27, 28, 31, 34, 35) for a in ("--platform", f"manylinux_2_{n}_x86_64")]
             cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
                    "3.12", "--implementation", "cp", *platforms, "--platform", "manylinux2014_x86_64",
@@ -98,7 +101,7 @@ def download(pins: dict[str, str]) -> list[str]:
                 # pure-Python sdist (e.g. antlr4-python3-runtime): a wheel built here runs anywhere
                 subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(files),
                                 f"{name}=={version}"], check=True)
-            have = [p for p in files.glob("*.whl") if norm(p.name.split("-")[0]) == name and p.name.split("-")[1] == version]
+        have = _wheels(files, name, version)
         if len(have) != 1:
             sys.exit(f"error: expected one wheel for {name}=={version} in {files}, found {[p.name for p in have]}")
         got.append(have[0].name)

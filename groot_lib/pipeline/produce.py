@@ -101,6 +101,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     """
     from groot_lib.backends import contract, math_stack, process
     from groot_lib.backends import original as ob
+    from groot_lib.backends import stages as stage_capture
     from groot_lib.core import runinfo
 
     checkpoint = ckpt.resolve_checkpoint(checkpoint)
@@ -163,8 +164,6 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
                         stage_inputs=stages, stage_mb=stage_mb)
         captured = out.pop("stages", None)
         if captured:  # repeated arrays (pixel_values, a block's input = the previous block's output) stored once
-            from groot_lib.backends import stages as stage_capture
-
             captured = stage_capture.compact(captured, model_inputs=inputs)
         save_artifact(
             job.path, embodiment_tag=job.tag, seed=seed, checkpoint=fp,

@@ -166,7 +166,6 @@ def _real_model_config() -> dict:
     config = _model_config()
     for key, value in REAL_HEAD.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) else value
-    config["diffusion_model_cfg"]["output_dim"] = REAL_HEAD["hidden_size"]
     return config
 
 

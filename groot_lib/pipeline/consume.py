@@ -136,44 +136,41 @@ class ConsumerReport:
         finally:
             self.timings["plots"] = round(self.timings.get("plots", 0.0) + time.perf_counter() - start, 2)
 
+    def _drawn_once(self, name: str, draw) -> list:
+        """``draw()``'s figures, drawn (and timed) on the first call only: the notebook shows them and
+        ``write_verdicts`` saves the same PNGs into the report folder."""
+        if name not in self.figures:
+            with self._timed_plots():
+                self.figures[name] = draw()
+        return self.figures[name]
+
     def heatmaps(self) -> list[tuple[str, bytes | str]]:
-        """(title, PNG) per tag: model parity |delta| over horizon x dim, or (title, why there is none).
-        Drawn once; ``write_verdicts`` saves the same PNGs into the report folder."""
+        """(title, PNG) per tag: model parity |delta| over horizon x dim, or (title, why there is none)."""
         from groot_lib.compare import plots
 
-        if "heatmaps" in self.figures:
-            return self.figures["heatmaps"]
-        out = self.figures.setdefault("heatmaps", [])
-        with self._timed_plots():
-            for r in self.results:
-                title, data = heatmap_title(r.tag, r.model), r.heatmap_data()
-                if not data:
-                    why = r.model.reason or (f"action_pred {r.original_action.shape} is smaller than the embodiment's "
-                                             f"valid region ({r.layout.action_horizon} x {r.layout.action_dim})")
-                    out.append((title, f"no heatmap: {why}"))
-                    continue
-                shown = plots.focus_valid(data["delta_hd"], data["valid_horizon"], data["valid_dim"],
-                                          data["violations_hd"])
-                caption = f"{title}\n{shown['note']}" if shown["note"] else title
-                out.append((title, plots.png(plots.parity_heatmap(shown["delta_hd"], violations_hd=shown["violations_hd"],
-                                                                  title=caption))))
-        return out
+        def draw(r: TagResult) -> tuple[str, bytes | str]:
+            title, data = heatmap_title(r.tag, r.model), r.heatmap_data()
+            if not data:
+                why = r.model.reason or (f"action_pred {r.original_action.shape} is smaller than the embodiment's "
+                                         f"valid region ({r.layout.action_horizon} x {r.layout.action_dim})")
+                return title, f"no heatmap: {why}"
+            shown = plots.focus_valid(data["delta_hd"], data["valid_horizon"], data["valid_dim"], data["violations_hd"])
+            caption = f"{title}\n{shown['note']}" if shown["note"] else title
+            return title, plots.png(plots.parity_heatmap(shown["delta_hd"], violations_hd=shown["violations_hd"],
+                                                         title=caption))
+
+        return self._drawn_once("heatmaps", lambda: [draw(r) for r in self.results])
 
     def stage_figures(self) -> list[tuple[str, str, bytes]]:
-        """(tag, title, PNG) of the stage profile for each tag that shows its stages (TagResult.shows_stages).
-        Drawn once; ``write_verdicts`` saves the same PNGs for the index page."""
+        """(tag, title, PNG) of the stage profile for each tag that shows its stages (TagResult.shows_stages)."""
         from groot_lib.compare import plots
 
-        if "stages" in self.figures:
-            return self.figures["stages"]
-        out = self.figures.setdefault("stages", [])
-        with self._timed_plots():
-            for r in self.results:
-                if r.shows_stages:
-                    title = f"{r.tag}: {r.stages.describe()}"
-                    out.append((r.tag, title, plots.png(plots.stage_profile(r.stages.rows,
-                                                                            threshold=r.stages.threshold, title=title))))
-        return out
+        def draw(r: TagResult) -> tuple[str, str, bytes]:
+            title = f"{r.tag}: {r.stages.describe()}"
+            return r.tag, title, plots.png(plots.stage_profile(r.stages.rows, threshold=r.stages.threshold,
+                                                               title=title))
+
+        return self._drawn_once("stages", lambda: [draw(r) for r in self.results if r.shows_stages])
 
     def precision_figures(self) -> list[tuple[str, bytes]]:
         """(title, PNG) per tag and variant: the four gaps on one shared colour scale (heatmap_grid's)."""

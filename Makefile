@@ -112,9 +112,10 @@ lab: kernels
 	  JUPYTERLAB_WORKSPACES_DIR=$(CURDIR)/build/jupyter/workspaces \
 	  $(ENVS)/tools/bin/jupyter lab --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# Re-record the committed original outputs for the tiny default (needs GR00T_SRC once).
+# Re-record the committed original outputs for the tiny default and the variants checkpoint (needs GR00T_SRC once).
 record-references: kernels
 	$(TOOLS) -m groot_lib.workbench.workflow record
+	$(TOOLS) -m groot_lib.workbench.workflow record --checkpoint checkpoints/tiny/gr00t-n1.7-tiny-variants --variants fp32-sdpa --stages off
 
 # Per-phase wall time + peak RSS of `make report` (tiny + a generated scaled-up checkpoint) against
 # a bare script + pytest flow: build/bench/results-<UTC>.md/.json. BENCH_ARGS=--skip-scaled etc.

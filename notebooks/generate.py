@@ -203,6 +203,23 @@ for title, figure in report.heatmaps():
         print(figure)
 """),
     md("""
+## What the robot gets: decoded actions
+
+The original policy's `decode_action` (unnormalise each action group with the checkpoint's statistics, relative
+groups made absolute against the raw state) against LeRobot's postprocessor, both on the original's `action_pred`,
+so only the decoding differs. Units are the embodiment's; dims are named by action group.
+"""),
+    code("""
+for r in results:
+    if r.decoded is None:
+        print(f"{r.tag}: decoded actions not compared: {r.decoded_missing}")
+for title, figure in report.decoded_heatmaps():
+    if isinstance(figure, bytes):
+        display(Image(figure))
+    else:
+        print(title, "-", figure)
+"""),
+    md("""
 ## Where it starts: the first diverging stage
 
 Both runs record their named stages (vision tower, each text layer, the backbone's output, the VL layer norm and

@@ -71,6 +71,23 @@ def test_report_states_origin_first_and_passes_on_tiny_default(report):
     assert phases["consumer compute"] > 0 and phases["total"] >= max(phases["producer notebook"], phases["consumer notebook"])
 
 
+def test_decoded_actions_in_report(report):
+    """What the robot gets, per tag: the original's decode_action vs LeRobot's postprocessor, identical up to float32
+    rounding in the embodiment's units (relative EEF groups included), with a heatmap; LeRobot's LIBERO gripper
+    convention (applied by NVIDIA's rollout wrapper, not its policy) is named, not hidden."""
+    _, index, verdicts, _ = report
+    rows = {r["tag"]: r for r in verdicts["rows"] if r["check"] == "decoded actions"}
+    assert set(rows) == set(tiny_layout.EMBODIMENTS)
+    for tag, row in rows.items():
+        layout = tiny_layout.EMBODIMENTS[tag]
+        assert row["shape"].startswith(f"(2, {layout['action_horizon']}, {sum(layout['action'].values())})"), row
+        assert row["verdict"] == "PASS" and row["max|delta|"] < 1e-5, row
+        assert verdicts["decoded_figures"][tag] == f"figures/{tag}-decoded.png"
+    note = next(n for n in verdicts["row_notes"] if n.startswith("libero_sim / decoded actions"))
+    assert "'libero' environment transform" in note and "gripper[0]" in note
+    assert "decoded actions" in text_of(index)
+
+
 def test_precision_study_in_report(report):
     code, index, verdicts, _ = report
     rows = verdicts["precision"]

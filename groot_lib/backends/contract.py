@@ -10,6 +10,8 @@ Polygraphy's runner contract, for a flow-matching policy. A backend module (``ba
 * ``preprocess(loaded, layout, raw) -> {dotted key: ndarray}``: raw observations to the model's inputs;
 * ``sample(loaded, inputs, *, seed, noise=None) -> {"action_pred", "initial_noise"}``: flat inputs
   in, seeded or noise-injected flow-matching sample out;
+* ``decode(loaded, layout, raw, action_pred) -> ndarray``: what the robot gets: ``action_pred`` unnormalised,
+  relative groups made absolute against ``raw``'s state, groups concatenated in the checkpoint's order;
 * ``provenance(loaded) -> dict``: what really ran (dtype, attention read back, machine, code).
 
 What the two share (attention read-back, the sampling tail, provenance basics) lives here, once.
@@ -30,7 +32,7 @@ from groot_lib.core import runinfo
 from groot_lib.core.errors import VariantUnavailableError
 from groot_lib.core.variants import Variant, check_attention_ran
 
-FUNCTIONS = ("identity", "load", "preprocess", "sample", "provenance")
+FUNCTIONS = ("identity", "load", "preprocess", "sample", "decode", "provenance")
 
 
 class Backend(Protocol):
@@ -47,6 +49,9 @@ class Backend(Protocol):
 
     def sample(self, loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
                noise: np.ndarray | None = None) -> dict[str, np.ndarray]: ...
+
+    def decode(self, loaded: Loaded, layout: Any, raw: dict[str, np.ndarray],
+               action_pred: np.ndarray) -> np.ndarray: ...
 
     def provenance(self, loaded: Loaded) -> dict: ...
 
@@ -166,6 +171,16 @@ def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed:
     if used is not None:
         result["initial_noise"] = np.asarray(used, dtype=np.float32)
     return result
+
+
+def concat_action_groups(groups: dict[str, Any], layout: Any, *, who: str) -> np.ndarray:
+    """A decoder's per-group output as one float32 (B, horizon, dim) array in the checkpoint's group order;
+    a group missing or extra is an error that names both lists."""
+    expected = list(layout.action_dims)
+    if sorted(groups) != sorted(expected):
+        raise ValueError(f"{who}'s decoded actions for {layout.tag!r} have groups {sorted(groups)}; the checkpoint's "
+                         f"modality config lists {expected}")
+    return np.concatenate([np.asarray(groups[key], dtype=np.float32) for key in expected], axis=-1)
 
 
 def provenance_once(backend: Any, loaded: Loaded) -> dict[str, Any]:

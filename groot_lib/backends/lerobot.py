@@ -42,7 +42,8 @@ def require_lerobot() -> str:
     return getattr(lerobot, "__version__", None) or runinfo.versions("lerobot")["lerobot"]
 
 
-def _config(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, device: str, image_hw=(72, 96)):
+def _config(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, device: str, image_hw=(72, 96),
+            decode_transform: str = "auto"):
     from lerobot.configs import FeatureType, PolicyFeature
     from lerobot.policies.groot.configuration_groot import GrootConfig
 
@@ -59,6 +60,8 @@ def _config(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, dev
         # even on CPU): off for fp32 parity, on for the bf16 variants.
         use_bf16=variant.dtype == "bfloat16",
         use_flash_attention=variant.attention == "flash_attention_2",
+        # "auto" (LeRobot's default) adds an environment's convention after decoding, e.g. LIBERO's gripper sign
+        action_decode_transform=decode_transform,
     )
 
 
@@ -115,16 +118,56 @@ def raw_to_lerobot_batch(layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -
     return batch
 
 
+# What the original policy's decode_action does, without LeRobot's environment-side extras (see decode)
+POLICY_DECODE = "none"
+
+
+def _pipelines(loaded: Loaded, layout: EmbodimentLayout, decode_transform: str = POLICY_DECODE):
+    """LeRobot's (preprocessor, postprocessor) for one tag, built as users build them and kept with the model:
+    the postprocessor's relative-action decode reads the raw state its preprocessor cached."""
+    from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors
+
+    pipelines = loaded.extra.setdefault("pipelines", {})
+    if (layout.tag, decode_transform) not in pipelines:
+        config = _config(loaded.checkpoint, layout, variant=get_variant(DEFAULT_VARIANT), device=loaded.device,
+                         decode_transform=decode_transform)
+        pipelines[(layout.tag, decode_transform)] = (config, *make_groot_pre_post_processors(config))
+    return pipelines[(layout.tag, decode_transform)]
+
+
 def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run LeRobot's own preprocessor pipeline (tokenizer, chat template, image packing,
     checkpoint-driven normalisation) and return its model-input tensors."""
     import torch
-    from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors
 
-    config = _config(loaded.checkpoint, layout, variant=get_variant(DEFAULT_VARIANT), device=loaded.device)
-    preprocessor, _ = make_groot_pre_post_processors(config)
+    _, preprocessor, _ = _pipelines(loaded, layout)
     out = preprocessor(raw_to_lerobot_batch(layout, raw))
     return {k: tensors.to_numpy(v) for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+
+def _postprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray], action_pred: np.ndarray,
+                 decode_transform: str) -> tuple[str | None, np.ndarray]:
+    import torch
+
+    config, preprocessor, postprocessor = _pipelines(loaded, layout, decode_transform)
+    preprocessor(raw_to_lerobot_batch(layout, raw))  # caches the raw state relative groups are decoded against
+    out = postprocessor(torch.from_numpy(np.ascontiguousarray(action_pred, dtype=np.float32)))
+    return config.action_decode_transform, tensors.to_numpy(out).astype(np.float32)
+
+
+def decode(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray],
+           action_pred: np.ndarray) -> np.ndarray:
+    """LeRobot's postprocessor on ``action_pred`` right after its preprocessor saw ``raw`` (as ``select_action``
+    does), returned as it comes out (a decoder that declines leaves its input unchanged). Built without LeRobot's
+    environment transform, which NVIDIA applies in its rollout wrappers, not in the policy: ``decode_as_configured``."""
+    return _postprocess(loaded, layout, raw, action_pred, POLICY_DECODE)[1]
+
+
+def decode_as_configured(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray],
+                         action_pred: np.ndarray) -> tuple[str | None, np.ndarray]:
+    """The postprocessor as ``GrootConfig``'s defaults build it (``action_decode_transform='auto'``): which
+    environment transform that resolves to for this tag (None: none) and its output."""
+    return _postprocess(loaded, layout, raw, action_pred, "auto")
 
 
 def provenance(loaded: Loaded) -> dict[str, Any]:

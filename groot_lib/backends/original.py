@@ -29,6 +29,9 @@ def identity() -> dict[str, Any]:
         import gr00t
     except Exception as exc:  # noqa: BLE001 - any import failure means "not usable"
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}
+    if getattr(gr00t, "__file__", None) is None:  # a bare folder named gr00t on sys.path, not the package
+        return {"available": False, "error": f"`gr00t` resolves to the namespace folder(s) {list(gr00t.__path__)}, "
+                                             "not the package (no gr00t/__init__.py there)"}
     src = Path(gr00t.__file__).resolve().parent.parent
     found = code_identity.package_identity("gr00t", with_git=True)
     return {"available": True, "source": str(src), "commit": found.get("commit"), "code": found["code"],
@@ -98,6 +101,19 @@ def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
     return contract.sample_actions(loaded, lambda: loaded.model.get_action(**collated), batch, seed=seed,
                                    noise_in=noise, capture_stages=capture_stages,
                                    stage_inputs=stage_inputs, stage_mb=stage_mb)
+
+
+def decode(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray],
+           action_pred: np.ndarray) -> np.ndarray:
+    """What the robot gets (the policy's step 5): ``action_pred`` unnormalised and relative groups made absolute
+    against the raw state by the processor's own ``decode_action``, its groups concatenated in the checkpoint's
+    order: float32 (B, horizon, action dim)."""
+    from gr00t.data.embodiment_tags import EmbodimentTag
+
+    states = {key: np.asarray(raw[f"state.{key}"]) for key in layout.state_dims}
+    groups = loaded.extra["processor"].decode_action(np.asarray(action_pred, dtype=np.float32),
+                                                     EmbodimentTag.resolve(layout.tag), states)
+    return contract.concat_action_groups(groups, layout, who=NAME)
 
 
 def provenance(loaded: Loaded) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def setup_notebook(checkpoint: str | None, hf_home: str | None, *, offline: bool
 
     os.chdir(tiny_layout.REPO_ROOT)
     checkpoint = settings.value("checkpoint", checkpoint) or str(tiny_layout.TINY_CHECKPOINT)
-    if not hf_home and tiny_layout.is_embedded_default(checkpoint):
+    if not hf_home and tiny_layout.is_embedded(checkpoint):
         hf_home = str(tiny_layout.TINY_HF_HOME)
     environment = configure_process(hf_home or None, offline=offline)
     environment["checkpoint"] = checkpoint

@@ -38,6 +38,11 @@ class TagResult:
     stages_missing: str = ""  # why there is no stage comparison
     # LeRobot's model on LeRobot's own inputs vs on the original's: {"max|delta|", "mean|delta|"} or None
     preprocessing_effect: dict | None = None
+    # what the robot gets (decoded_parity); None with decoded_missing saying why
+    decoded: Comparison | None = None
+    decoded_missing: str = ""
+    lerobot_decoded: np.ndarray | None = None
+    original_decoded: np.ndarray | None = None
 
     @property
     def first_divergence(self):
@@ -51,7 +56,16 @@ class TagResult:
 
     @property
     def comparisons(self) -> list[Comparison]:
-        return [self.model, *self.preprocessor]
+        return [self.model, *self.preprocessor, *([self.decoded] if self.decoded else [])]
+
+    def decoded_heatmap_data(self) -> dict:
+        """|delta| max over batch on (valid horizon x named action dims) of the decoded actions, or {}."""
+        c = self.decoded
+        if c is None or not c.comparable or not c.n_total:
+            return {}
+        return {"delta_hd": cell_max_abs_delta(self.lerobot_decoded, self.original_decoded),
+                "violations_hd": violation_mask(self.lerobot_decoded, self.original_decoded, c.atol, c.rtol).any(axis=0),
+                "labels": self.layout.action_labels(self.original_decoded.shape[-1])}
 
     @property
     def passed(self) -> bool:
@@ -113,6 +127,59 @@ def model_parity(replay, artifact: Artifact, *, atol: float, rtol: float, noise_
         comparison.notes.append("seeded initial noise identical to the producer's" if same else
                                 "seeded initial noise DIFFERS from the producer's (RNG/device/dtype): use noise_mode='inject'")
     return comparison
+
+
+DECODED_CHECK = "decoded actions"
+
+
+def decoded_parity(replay, artifact: Artifact, *, atol: float, rtol: float,
+                   layout: ckpt.EmbodimentLayout) -> tuple[Comparison | None, str]:
+    """What the robot gets: LeRobot's postprocessor vs the original policy's ``decode_action``, both on the
+    original's ``action_pred`` (so only decoding differs), in the embodiment's units, worst elements named by
+    action group. (None, why) when either side has nothing to compare."""
+    tag, theirs = artifact.embodiment_tag, artifact.decoded_action
+    if theirs is None:
+        why = artifact.extra.get("decode_error")
+        return None, (f"the original's decode_action raised: {why}" if why else
+                      f"{artifact.path.name} records no decoded actions (an upstream dump, or recorded before "
+                      "groot_lib decoded them): run the original live to compare them")
+    error, ours = replay.decode_error, replay.decoded
+    if error is not None or ours is None:
+        c = compare_exact(np.zeros(0), theirs, name="action", tag=tag, check=DECODED_CHECK)
+        c.passed, c.reason = False, (f"LeRobot's postprocessor raised {error}" if error is not None else
+                                     "LeRobot's replay has no decoded actions (stored before groot_lib decoded them)")
+        return c, ""
+    c = compare_close(ours, theirs, name="action", atol=atol, rtol=rtol, tag=tag, check=DECODED_CHECK)
+    if not c.comparable and ours.shape == artifact.action_pred.shape and np.array_equal(ours, artifact.action_pred):
+        c.reason = (f"LeRobot's postprocessor returned action_pred unchanged {ours.shape}: still normalised and "
+                    f"padded, where the original decodes it to {theirs.shape} in the embodiment's units")
+    elif c.comparable and c.n_total:
+        name_action_cells(c, layout, ours, theirs)
+        if not c.passed and ours.shape[-1] == layout.action_dim:
+            c.notes.append(_groups_differing(layout, ours, theirs, atol=atol, rtol=rtol))
+    transform, configured = replay.decoded_configured or (None, None)
+    if configured is not None and configured.shape == ours.shape:
+        changed = np.abs(configured.astype(np.float64) - ours)
+        dims = sorted({layout.action_labels(ours.shape[-1])[i] for i in np.nonzero(changed.max(axis=(0, 1)))[0]})
+        if dims:
+            c.notes.append(f"LeRobot's default postprocessor (action_decode_transform='auto') adds its "
+                           f"{transform!r} environment transform for {tag}, changing "
+                           f"{', '.join(dims)} by up to {float(changed.max()):.3g}; NVIDIA applies that convention in "
+                           "its rollout wrapper, not the policy, so this check compares the policy-level decode")
+    return c, ""
+
+
+def _groups_differing(layout: ckpt.EmbodimentLayout, ours, theirs, *, atol: float, rtol: float) -> str:
+    """Which action groups a decoded-action failure lies in (max |delta| each), and which decode identically."""
+    bad, good, start = [], [], 0
+    for group, size in layout.action_dims.items():
+        a, e = ours[..., start:start + size], theirs[..., start:start + size]
+        start += size
+        if violation_mask(a, e, atol, rtol).any():
+            bad.append(f"{group} (max |delta| {float(np.nanmax(np.abs(a.astype(np.float64) - e))):.3g})")
+        else:
+            good.append(group)
+    return f"outside tolerance in {', '.join(bad)}; within it: {', '.join(good) or '-'}"
 
 
 def needs_localising(action_pred, artifact: Artifact, *, atol: float, rtol: float, lerobot_device: str | None) -> bool:

@@ -23,8 +23,9 @@ def _finite_max(a: np.ndarray) -> float:
 
 def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = None,
                    valid_dim: int | None = None, title: str = "", vmax: float | None = None,
-                   ax=None, colorbar: bool = True):
-    """Draw |delta| (H, D); grey-hatch padding outside the valid region, mark violating cells with red x.
+                   ax=None, colorbar: bool = True, dim_labels: list[str] | None = None):
+    """Draw |delta| (H, D); grey-hatch padding outside the valid region, mark violating cells with red x;
+    ``dim_labels`` names the action dims on the x axis (e.g. 'gripper[0]'; thinned to ~40 ticks).
 
     Pass the same ``vmax`` to several calls to share one colour scale. Returns the Figure.
     """
@@ -79,6 +80,11 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
 
     ax.set_xlim(-0.5, D - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
+    if dim_labels is not None:
+        if len(dim_labels) != D:
+            raise ValueError(f"dim_labels has {len(dim_labels)} names for {D} action dims")
+        ticks = list(range(0, D, max(1, math.ceil(D / 40))))
+        ax.set_xticks(ticks, [dim_labels[i] for i in ticks], rotation=90, fontsize="small")
     ax.set_xlabel("action dim")
     ax.set_ylabel("action horizon step")
     if title:

@@ -51,6 +51,11 @@ class Artifact:
         return self.outputs.get("initial_noise")
 
     @property
+    def decoded_action(self) -> np.ndarray | None:
+        """The original policy's decoded action chunk (unnormalised, absolute), when the producer recorded it."""
+        return self.outputs.get("decoded_action")
+
+    @property
     def fingerprint(self) -> str:
         return self.checkpoint["fingerprint"]
 
@@ -93,6 +98,9 @@ def _check_array(key: str, arr: np.ndarray, path: Path) -> None:
                           "plain numeric/unicode arrays only (convert strings with np.array(..., dtype=str)).",
                           path=path, key=key)
     if key == "out::action_pred" and (arr.dtype != np.float32 or arr.ndim != 3):
+        raise SchemaError(f"Cannot save {path}: '{key}' must be float32 (B, horizon, action_dim), "
+                          f"got {arr.dtype} {arr.shape}.", path=path, key=key)
+    if key == "out::decoded_action" and (arr.dtype != np.float32 or arr.ndim != 3):
         raise SchemaError(f"Cannot save {path}: '{key}' must be float32 (B, horizon, action_dim), "
                           f"got {arr.dtype} {arr.shape}.", path=path, key=key)
     if key.startswith("raw::video.") and (arr.dtype != np.uint8 or arr.ndim != 5):
@@ -219,10 +227,11 @@ def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
     if missing:
         raise SchemaError(f"Artifact {path} is missing required keys: {', '.join(missing)}.\n"
                           f"  Hint: {_REGEN}.", path=path, key=missing[0])
-    pred = data["out::action_pred"]
-    if pred.dtype != np.float32 or pred.ndim != 3:
-        raise SchemaError(f"Artifact {path}: 'out::action_pred' must be float32 (B, horizon, action_dim), "
-                          f"got {pred.dtype} {pred.shape}.\n  Hint: {_REGEN}.", path=path, key="out::action_pred")
+    for key in ("out::action_pred", "out::decoded_action"):
+        arr = data.get(key)
+        if arr is not None and (arr.dtype != np.float32 or arr.ndim != 3):
+            raise SchemaError(f"Artifact {path}: '{key}' must be float32 (B, horizon, action_dim), "
+                              f"got {arr.dtype} {arr.shape}.\n  Hint: {_REGEN}.", path=path, key=key)
     checkpoint = _json(data, "meta::checkpoint", path)
     if "fingerprint" not in checkpoint:
         raise SchemaError(f"Artifact {path}: 'meta::checkpoint' has no 'fingerprint' entry.\n"

@@ -18,8 +18,8 @@ from groot_lib.core import checkpoint as ckpt
 from groot_lib.core import settings
 from groot_lib.core.atomic import atomic_write_bytes, atomic_write_text
 from groot_lib.core.artifact import Artifact, find_artifacts, load_artifact
-from groot_lib.compare.parity import (TagResult, heatmap_title, model_parity, precision_study, preprocessor_parity,
-                                      stage_parity)
+from groot_lib.compare.parity import (TagResult, decoded_parity, heatmap_title, model_parity, precision_study,
+                                      preprocessor_parity, stage_parity)
 from groot_lib.compare.tensors import Comparison
 from groot_lib.core.errors import ParityError
 from groot_lib.compare.precision import PrecisionVerdict
@@ -161,6 +161,20 @@ class ConsumerReport:
 
         return self._drawn_once("heatmaps", lambda: [draw(r) for r in self.results])
 
+    def decoded_heatmaps(self) -> list[tuple[str, bytes | str]]:
+        """(title, PNG) per tag: decoded-action |delta| over (horizon x named action dims), or (title, why none)."""
+        from groot_lib.compare import plots
+
+        def draw(r: TagResult) -> tuple[str, bytes | str]:
+            title = f"{r.tag}: decoded actions " + (r.decoded.status if r.decoded else "not compared")
+            data = r.decoded_heatmap_data()
+            if not data:
+                return title, "no heatmap: " + (r.decoded_missing or (r.decoded.reason if r.decoded else ""))
+            return title, plots.png(plots.parity_heatmap(data["delta_hd"], violations_hd=data["violations_hd"],
+                                                         dim_labels=data["labels"], title=title))
+
+        return self._drawn_once("decoded", lambda: [draw(r) for r in self.results])
+
     def stage_figures(self) -> list[tuple[str, str, bytes]]:
         """(tag, title, PNG) of the stage profile for each tag that shows its stages (TagResult.shows_stages)."""
         from groot_lib.compare import plots
@@ -224,9 +238,12 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
         pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag],
                                   statistics=statistics.get(tag, {}), decode=decoder)
         stages, missing = stage_parity(replay, artifact)
+        decoded, decoded_missing = decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag])
         results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
                                  seconds=replay.seconds, stages=stages, stages_missing=missing,
-                                 preprocessing_effect=_preprocessing_effect(replay)))
+                                 preprocessing_effect=_preprocessing_effect(replay), decoded=decoded,
+                                 decoded_missing=decoded_missing, lerobot_decoded=replay.decoded,
+                                 original_decoded=artifact.decoded_action))
     precision = precision_study(replays, artifacts, variants, layouts=layouts, k=k)
     refused = {**(source or {}).get("refused", {}), **replays.refused}
     return ConsumerReport(results, precision, replays, refused, k, noise_mode,
@@ -275,6 +292,7 @@ def _tag_summary(result: TagResult, limit: int = 200) -> dict:
     return {"passed": result.passed, "noise_mode": result.noise_mode, "seconds": round(result.seconds, 2),
             "first_divergence": stages["first_divergence"], "stages": stages,
             "preprocessing effect on action_pred": result.preprocessing_effect,
+            "decoded actions": (result.decoded.status if result.decoded else f"not compared: {result.decoded_missing}"),
             "input details": {c.name: [{k: v for k, v in row.items() if k != "images"} for row in c.details]
                               for c in result.preprocessor if c.details},
             "n_violating_cells": len(cells), "violating_cells": cells[:limit],
@@ -312,6 +330,11 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
     for tag, _, png in report.stage_figures():  # the same profiles the notebook shows, for the index page
         stage_figures[tag] = "figures/" + atomic_write_bytes(Path(output_dir) / "figures" / f"{tag}-stages.png",
                                                              png).name
+    decoded_figures = {}
+    for result, (_, png) in zip(report.results, report.decoded_heatmaps()):
+        if isinstance(png, bytes):
+            decoded_figures[result.tag] = "figures/" + atomic_write_bytes(
+                Path(output_dir) / "figures" / f"{result.tag}-decoded.png", png).name
     provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]
     payload = {
         "passed": report.passed,
@@ -334,6 +357,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "published": [p.name for p in published],
         "figures": {tag: f"figures/{name}" for tag, name in figures.items()},
         "stage_figures": stage_figures,
+        "decoded_figures": decoded_figures,
         "reused": report.reused,
         "notes": report.replays.notes,
         "timings": {**report.timings, "peak_rss_mb": runinfo.peak_rss_mb()},

@@ -54,10 +54,10 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
                    which: str = "cpu") -> ProducerResult:
     """Copy the committed recordings of ``which`` device (validated against the checkpoint) into ``output_dir``."""
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
-    gap = tiny_layout.recordings_gap(seed, batch_size, variants, which)
+    gap = tiny_layout.recordings_gap(seed, batch_size, variants, which, checkpoint)
     if gap:
         raise MissingPackageError(f"gr00t is not importable ({reason}) and {gap}")
-    provenance = tiny_layout.recordings_provenance(which)
+    provenance = tiny_layout.recordings_provenance(which, checkpoint)
     where = provenance.get("producer", {})
     ran_on = f"{where.get('device', which)}" + (f" ({where['gpu']})" if where.get("gpu") else "")
     banner = (f"original outputs: recorded on {ran_on} with gr00t {provenance.get('gr00t_commit', '?')[:12]}, "
@@ -65,7 +65,7 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
     result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))
     for tag in tags:
         for variant in variants:
-            src = artifact_path(tiny_layout.RECORDED_ROOTS[which], tag, variant)
+            src = artifact_path(tiny_layout.recorded_root(which, checkpoint), tag, variant)
             load_artifact(src, expected_fingerprint=expected)  # refuse stale recordings early
             dst = atomic_copy(src, artifact_path(output_dir, tag, variant))
             result.artifacts.setdefault(tag, {})[variant] = dst
@@ -119,7 +119,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     runnable, refused = plan(settings.parse_list(variants), device, kernel=ob.KERNEL)
     status = ob.identity()
     if not status["available"]:
-        if allow_recorded and tiny_layout.is_embedded_default(checkpoint):
+        if allow_recorded and tiny_layout.is_embedded(checkpoint):
             return use_recordings(checkpoint, output_dir, tags, [v.name for v in runnable], seed=seed,
                                   batch_size=batch_size, refused=refused,
                                   which=settings.value("recordings", recordings),
@@ -163,6 +163,11 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag), capture_stages=stages,
                         stage_inputs=stages, stage_mb=stage_mb)
         captured = out.pop("stages", None)
+        decode_error = None
+        try:  # what the robot gets; a decoder that cannot run is recorded, model parity still stands
+            out["decoded_action"] = ob.decode(loaded, layouts[job.tag], raws[job.tag], out["action_pred"])
+        except Exception as exc:  # noqa: BLE001 - the consumer reports it beside the other checks
+            decode_error = f"{type(exc).__name__}: {exc}"
         if captured:  # repeated arrays (pixel_values, a block's input = the previous block's output) stored once
             captured = stage_capture.compact(captured, model_inputs=inputs)
         save_artifact(
@@ -170,7 +175,8 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
             producer=contract.provenance_once(ob, loaded),
             raw=raws[job.tag], inputs=inputs, outputs=out, variant=job.variant.name, stages=captured,
             extra={"observation_recipe": OBSERVATION_RECIPE, "batch_size": batch_size, "noise": job.context["noise"],
-                   "store_key": job.key, "environment": environment or {}},
+                   "store_key": job.key, "environment": environment or {},
+                   **({"decode_error": decode_error} if decode_error else {})},
         )
         return out
 

@@ -33,6 +33,8 @@ REPLAY_CODE = ("pipeline.replay", "pipeline.driver", "backends.lerobot", "backen
                "core.machine")
 PRE = "pre."  # prefix of preprocessor outputs inside a replay
 STAGE = "stage."  # prefix of the parity replay's named stages (backends/stages.py) inside a replay
+DECODED, DECODED_CONFIGURED = "decoded_action", "decoded_action_configured"  # see _decoded
+DECODE_TRANSFORM, DECODE_ERROR = "decode_transform", "decode_error"
 RERUN = "rerun."  # LeRobot's stages re-run on the original's recorded stage inputs: the error each stage adds
 
 
@@ -62,6 +64,22 @@ class Replay:
     @property
     def reruns(self) -> dict[str, np.ndarray]:
         return {k[len(RERUN):]: v for k, v in self.arrays.items() if k.startswith(RERUN)}
+
+    @property
+    def decoded(self) -> np.ndarray | None:
+        """LeRobot's postprocessor on the original's action_pred, without environment transforms (see _decoded)."""
+        return self.arrays.get(DECODED)
+
+    @property
+    def decoded_configured(self) -> tuple[str, np.ndarray] | None:
+        """(transform, output) of the postprocessor as GrootConfig's defaults build it, when a transform applies."""
+        out = self.arrays.get(DECODED_CONFIGURED)
+        return None if out is None else (str(self.arrays[DECODE_TRANSFORM]), out)
+
+    @property
+    def decode_error(self) -> str | None:
+        error = self.arrays.get(DECODE_ERROR)
+        return None if error is None else str(error)
 
     @property
     def preprocessed(self) -> dict[str, np.ndarray]:
@@ -155,6 +173,7 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
         arrays["study_pred"] = out["action_pred"] if same_noise or recorded_noise is None else \
             lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]
     layout = ckpt.embodiment_layout(checkpoint, source.embodiment_tag)
+    arrays.update(_decoded(loaded, layout, source.raw, ref.action_pred))
     preprocessed = lb.preprocess(loaded, layout, source.raw)
     arrays.update({PRE + k: v for k, v in preprocessed.items()})
     # the end-to-end effect of preprocessing: the same model and noise on LeRobot's own inputs
@@ -167,6 +186,22 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
             notes.append(f"{source.embodiment_tag}: LeRobot's model could not run on LeRobot's own preprocessed "
                          f"inputs ({type(exc).__name__}: {str(exc)[:200]})")
     return arrays
+
+
+def _decoded(loaded, layout, raw, action_pred) -> dict[str, np.ndarray]:
+    """LeRobot's postprocessor on the original's ``action_pred`` (so only decoding differs): the policy-level
+    decode the verdict compares, plus what LeRobot's default environment transform makes of it when it has one.
+    A postprocessor that raises is itself the finding (``decode_error``)."""
+    from groot_lib.backends import lerobot as lb
+
+    try:
+        out = {DECODED: lb.decode(loaded, layout, raw, action_pred)}
+        transform, configured = lb.decode_as_configured(loaded, layout, raw, action_pred)
+    except Exception as exc:  # noqa: BLE001 - reported by compare.parity.decoded_parity
+        return {DECODE_ERROR: np.array(f"{type(exc).__name__}: {str(exc)[:500]}")}
+    if transform:
+        out.update({DECODED_CONFIGURED: configured, DECODE_TRANSFORM: np.array(str(transform))})
+    return out
 
 
 def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, variants: list[str], device: str,

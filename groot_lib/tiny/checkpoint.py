@@ -184,7 +184,7 @@ def _hf_snapshot(hf_home: Path, repo_id: str, files: dict[str, Path]) -> None:
         shutil.copyfile(src, snap / name)
 
 
-def _statistics(rng: np.random.Generator) -> dict:
+def _statistics(rng: np.random.Generator, embodiments: dict[str, dict] = L.EMBODIMENTS) -> dict:
     """Plausible per-group stats (q01/q99 inside min/max) for every embodiment."""
 
     def group(dim: int, scale: float) -> dict:
@@ -196,7 +196,7 @@ def _statistics(rng: np.random.Generator) -> dict:
                 "std": r(0.25 * span), "q01": r(lo + 0.02 * span), "q99": r(hi - 0.02 * span)}
 
     stats = {}
-    for tag, emb in L.EMBODIMENTS.items():
+    for tag, emb in embodiments.items():
         entry = {
             "state": {k: group(d, 1.0) for k, d in emb["state"].items()},
             "action": {k: group(d, 1.0) for k, d in emb["action"].items()},
@@ -207,14 +207,14 @@ def _statistics(rng: np.random.Generator) -> dict:
     return stats
 
 
-def _modality_configs() -> dict:
-    def cfg(delta, keys, action_configs=None):
+def _modality_configs(embodiments: dict[str, dict] = L.EMBODIMENTS) -> dict:
+    def cfg(delta, keys, action_configs=None, mean_std=None):
         return {"delta_indices": list(delta), "modality_keys": list(keys),
-                "sin_cos_embedding_keys": None, "mean_std_embedding_keys": None,
+                "sin_cos_embedding_keys": None, "mean_std_embedding_keys": mean_std,
                 "action_configs": action_configs}
 
     out = {}
-    for tag, emb in L.EMBODIMENTS.items():
+    for tag, emb in embodiments.items():
         action_configs = []
         for key in emb["action"]:
             relative = key in emb["relative"]
@@ -224,22 +224,26 @@ def _modality_configs() -> dict:
                 "format": "XYZ_ROT6D" if key == "eef_9d" else "DEFAULT",
                 "state_key": key if relative else None,
             })
+        if "action_configs" in emb:  # a variant's explicit value (None: written as null)
+            action_configs = emb["action_configs"]
+        mean_std = emb.get("mean_std")
         out[tag] = {
             "video": cfg(emb["video_delta"], emb["cameras"]),
-            "state": cfg([0], emb["state"]),
-            "action": cfg(range(emb["action_horizon"]), emb["action"], action_configs),
+            "state": cfg([0], emb["state"], mean_std=[k for k in mean_std if k in emb["state"]] if mean_std else None),
+            "action": cfg(range(emb["action_horizon"]), emb["action"], action_configs,
+                          mean_std=[k for k in mean_std if k in emb["action"]] if mean_std else None),
             "language": cfg([0], [emb["language"]]),
         }
     return out
 
 
-def _processor_config() -> dict:
+def _processor_config(embodiments: dict[str, dict] = L.EMBODIMENTS) -> dict:
     edge = L.IMAGE_EDGE
     crop = int(edge * L.CROP_FRACTION)
     return {
         "processor_class": "Gr00tN1d7Processor",
         "processor_kwargs": {
-            "modality_configs": _modality_configs(),
+            "modality_configs": _modality_configs(embodiments),
             "image_crop_size": [crop, crop],
             "image_target_size": [edge, edge],
             "use_albumentations": True,
@@ -442,6 +446,30 @@ def generate(out_root: Path, seed: int = 0, scale: int = 1, real: bool = False) 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+SHARED_WITH_DEFAULT = ("config.json", "model.safetensors.index.json", "model-00001-of-00001.safetensors")
+
+
+def generate_variants(seed: int = 0) -> Path:
+    """The variants checkpoint beside the tiny default: its model files are links to the default's (same
+    weights, so a difference can only come from the embodiment configs), its own processor config, statistics
+    and embodiment ids for ``L.VARIANT_EMBODIMENTS``. Needs neither gr00t nor torch."""
+    out = L.VARIANTS_CHECKPOINT
+    staging = Path(tempfile.mkdtemp(prefix=".variants-", dir=out.parent))
+    staging.chmod(0o755)
+    try:
+        for name in SHARED_WITH_DEFAULT:
+            (staging / name).symlink_to(Path("..") / L.TINY_CHECKPOINT.name / name)
+        _write_json(staging / "processor_config.json", _processor_config(L.VARIANT_EMBODIMENTS))
+        _write_json(staging / "statistics.json", _statistics(np.random.default_rng(seed + 100), L.VARIANT_EMBODIMENTS))
+        _write_json(staging / "embodiment_id.json", dict(L.VARIANT_IDS))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+        return out
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=L.TINY_ROOT)
@@ -450,7 +478,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="width multiplier (1 = the embedded tiny checkpoint; weights grow ~scale^2)")
     parser.add_argument("--real-size", action="store_true",
                         help="the real N1.7-3B architecture (~12 GB fp32, sharded; build it under build/, never commit)")
+    parser.add_argument("--variants", action="store_true",
+                        help="only the variants checkpoint beside the tiny default (action_configs null, mean/std "
+                             "groups; same weights)")
     args = parser.parse_args(argv)
+    if args.variants:
+        print(generate_variants(args.seed))
+        return
     print(generate(args.out, args.seed, args.scale, real=args.real_size))
 
 

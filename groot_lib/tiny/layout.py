@@ -94,6 +94,34 @@ EMBODIMENTS: dict[str, dict] = {
     },
 }
 
+# The variants checkpoint (``gr00t-n1.7-tiny-variants``): the same model and weights as the tiny default, with
+# the embodiment configs real fine-tunes produce and the default does not have. ``action_configs`` None writes
+# null (as a fine-tune's modality config may); ``mean_std`` lists groups normalised by mean/std instead of
+# min/max (the modality config's ``mean_std_embedding_keys``, for state and action alike).
+VARIANT_EMBODIMENTS: dict[str, dict] = {
+    "new_embodiment": {
+        "cameras": ["front"],
+        "video_delta": [0],
+        "state": {"joints": 6, "gripper": 1},
+        "action": {"joints": 6, "gripper": 1},
+        "relative": [],
+        "action_horizon": 16,
+        "language": "annotation.human.task_description",
+        "action_configs": None,
+    },
+    "robocasa_panda_omron": {
+        "cameras": ["left_view", "wrist_view"],
+        "video_delta": [0],
+        "state": {"eef_pos": 3, "gripper": 2},
+        "action": {"eef_pos": 3, "gripper": 1, "base": 4},
+        "relative": [],
+        "action_horizon": 16,
+        "language": "annotation.human.task_description",
+        "mean_std": ["eef_pos"],
+    },
+}
+VARIANTS_CHECKPOINT = TINY_ROOT / "gr00t-n1.7-tiny-variants"
+
 # Projector slots, as both implementations map these tags.
 EMBODIMENT_IDS = {
     "libero_sim": 2,
@@ -101,18 +129,43 @@ EMBODIMENT_IDS = {
     "simpler_env_widowx": 1,
     "unitree_g1_full_body_with_waist_height_nav_cmd": 25,
 }
+VARIANT_IDS = {"new_embodiment": 10, "robocasa_panda_omron": 10}  # gr00t groups both on the fine-tune slot
+
+# The committed checkpoints, each with the original's recordings by device (what serves when gr00t is absent).
+EMBEDDED = {TINY_CHECKPOINT: RECORDED_ROOTS,
+            VARIANTS_CHECKPOINT: {"cpu": REPO_ROOT / "references" / "tiny-variants"}}
 
 
-def recordings_provenance(which: str = "cpu") -> dict | None:
+def embedded(checkpoint: str | Path) -> Path | None:
+    """The committed checkpoint ``checkpoint`` is (by resolved path), or None."""
+    try:
+        resolved = Path(checkpoint).expanduser().resolve()
+    except OSError:
+        return None
+    return next((root for root in EMBEDDED if root.resolve() == resolved), None)
+
+
+def recorded_root(which: str = "cpu", checkpoint: str | Path = TINY_CHECKPOINT) -> Path | None:
+    """Where the recordings of ``checkpoint`` on ``which`` device live (None: never recorded there)."""
+    root = embedded(checkpoint)
+    return EMBEDDED[root].get(which) if root else None
+
+
+def recordings_provenance(which: str = "cpu", checkpoint: str | Path = TINY_CHECKPOINT) -> dict | None:
     """provenance.json of one recorded set (None when that set was never recorded)."""
-    path = RECORDED_ROOTS[which] / "provenance.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    root = recorded_root(which, checkpoint)
+    path = root / "provenance.json" if root else None
+    return json.loads(path.read_text()) if path and path.is_file() else None
 
 
-def recordings_gap(seed: int, batch_size: int, variants: list[str], which: str = "cpu") -> str | None:
+def recordings_gap(seed: int, batch_size: int, variants: list[str], which: str = "cpu",
+                   checkpoint: str | Path = TINY_CHECKPOINT) -> str | None:
     """None when the committed recordings cover these settings, else what they cover, what was asked, what to do."""
-    root = RECORDED_ROOTS[which]
-    provenance = recordings_provenance(which)
+    root = recorded_root(which, checkpoint)
+    provenance = recordings_provenance(which, checkpoint)
+    if root is None:
+        return (f"{checkpoint} has no {which} recordings (only {sorted(EMBEDDED.get(embedded(checkpoint), {}))}); "
+                "use RECORDINGS=cpu, or provide gr00t: `make setup GR00T_SRC=/path/to/Isaac-GR00T`")
     if provenance is None:
         return (f"no {which} recordings exist ({root} has no provenance.json); record them on a GPU machine with "
                 "bench/gpu/check.sh, or use RECORDINGS=cpu")
@@ -126,8 +179,10 @@ def recordings_gap(seed: int, batch_size: int, variants: list[str], which: str =
 
 
 def is_embedded_default(checkpoint: str | Path) -> bool:
-    """True when ``checkpoint`` is the committed tiny checkpoint (by resolved path)."""
-    try:
-        return Path(checkpoint).expanduser().resolve() == TINY_CHECKPOINT.resolve()
-    except OSError:
-        return False
+    """True when ``checkpoint`` is the committed tiny default (by resolved path)."""
+    return embedded(checkpoint) == TINY_CHECKPOINT
+
+
+def is_embedded(checkpoint: str | Path) -> bool:
+    """True for any committed checkpoint: it has recordings and uses the tiny HF cache (``TINY_HF_HOME``)."""
+    return embedded(checkpoint) is not None

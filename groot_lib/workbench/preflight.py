@@ -95,11 +95,12 @@ def gr00t_in_original_env() -> str:
     return "importable" if code == 0 else "absent: gr00t is not installed in the groot-original env"
 
 
-def check_recordings(values: dict) -> None:
+def check_recordings(values: dict, checkpoint: Path | None = None) -> None:
     """Without gr00t only the committed recordings can serve: they cover one seed, batch and variant set."""
     which = values.get("recordings", "cpu")
     wanted = [v for v in values["variants"].split(",") if not VARIANTS[v].needs_cuda]  # refused on CPU anyway
-    gap = tiny_layout.recordings_gap(values["seed"], values["batch_size"], wanted, which)
+    gap = tiny_layout.recordings_gap(values["seed"], values["batch_size"], wanted, which,
+                                     checkpoint or tiny_layout.TINY_CHECKPOINT)
     if gap:
         raise SettingError(f"gr00t is not installed, and {gap}")
     if which == "cuda" and values.get("noise_mode") == "seed" and not values["device"].startswith("cuda") \
@@ -137,7 +138,7 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
     start = time.perf_counter()
     check_device(values["device"])
     root = resolve_checkpoint(values["checkpoint"], values["hf_home"])
-    hf_home = values["hf_home"] or (str(tiny_layout.TINY_HF_HOME) if tiny_layout.is_embedded_default(root) else None)
+    hf_home = values["hf_home"] or (str(tiny_layout.TINY_HF_HOME) if tiny_layout.is_embedded(root) else None)
     check_checkpoint_files(root)
     known = ckpt.embodiment_tags(root)
     tags = [t for t in values["tags"].split(",") if t] or known
@@ -158,12 +159,12 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
             raise SettingError(str(exc)) from None
     gr00t = gr00t_in_original_env()
     if gr00t != "importable":
-        if not tiny_layout.is_embedded_default(root):
+        if not tiny_layout.is_embedded(root):
             raise SettingError(f"gr00t is not usable in the groot-original kernel ({gr00t[len('absent: '):]}), and "
-                               f"{root} is not the embedded tiny default, whose recordings are the only fallback. gr00t is "
+                               f"{root} is not a committed tiny checkpoint, whose recordings are the only fallback. gr00t is "
                                "not on PyPI: `make setup GR00T_SRC=/path/to/Isaac-GR00T` (commit ab88b50 is what "
                                "LeRobot's fixtures pin)")
-        check_recordings(values)
+        check_recordings(values, root)
     check_writable(out_root, "reports folder", "--out-root")
     check_writable(store_root, "artifact store", "--artifacts-root")
     from groot_lib.workbench import memory

@@ -154,8 +154,11 @@ def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
                for r in stages.get("stages", []) if r.get("flagged")]
     if profile and flagged:  # where it diverges: the profile and the flagged stages
         profile += _table(flagged[:12])
+    decoded = summary.get("decoded actions", "")
+    decoded = _embedded_png(run_dir, (verdicts.get("decoded_figures") or {}).get(tag), alt=f"{tag} decoded actions",
+                            css="thumb") or (f"<p>Decoded actions: {html.escape(decoded)}.</p>" if decoded else "")
     return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>{image}{counts}"
-            f"{_divergence(stages)}{profile}{_table(rows)}</section>")
+            f"{_divergence(stages)}{profile}{decoded}{_table(rows)}</section>")
 
 
 def _divergence(stages: dict) -> str:

@@ -275,7 +275,8 @@ def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, reco
 
 
 def record_references(*, variants: str | None = None, seed: int | None = None, batch_size: int | None = None,
-                      device: str = "cpu", artifacts_root: Path | None = None) -> Path:
+                      device: str = "cpu", artifacts_root: Path | None = None,
+                      checkpoint: Path = tiny_layout.TINY_CHECKPOINT, stages: str = "auto") -> Path:
     """Run the producer LIVE on the tiny default into references/tiny (cpu) or references/tiny-cuda (a CUDA
     device), plus provenance.json.
 
@@ -289,11 +290,15 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
     variants = variants or settings.BY_NAME["variants"].default
     seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
     device = settings.value("device", device)
-    out = tiny_layout.RECORDED_ROOTS["cuda" if device.startswith("cuda") else "cpu"]
+    which = "cuda" if device.startswith("cuda") else "cpu"
+    out = tiny_layout.recorded_root(which, checkpoint)
+    if out is None:
+        raise ParityError(f"{checkpoint} is not a committed checkpoint with {which} recordings "
+                          f"({sorted(str(p) for p in tiny_layout.EMBEDDED)})")
     staging = out.with_name(out.name + ".staging")
-    params = {"checkpoint": str(tiny_layout.TINY_CHECKPOINT), "hf_home": str(tiny_layout.TINY_HF_HOME), "tags": "",
+    params = {"checkpoint": str(checkpoint), "hf_home": str(tiny_layout.TINY_HF_HOME), "tags": "",
               "seed": seed, "batch_size": batch_size, "device": device, "variants": variants,
-              "output_dir": str(staging), "store_dir": str(artifacts_root or "")}
+              "output_dir": str(staging), "store_dir": str(artifacts_root or ""), "stages": stages}
     run_notebook(NOTEBOOKS / "producer.ipynb", staging / "producer.ipynb", kernel_name=ORIGINAL_KERNEL,
                  parameters=params, cwd=REPO)
     source = read_source(staging)
@@ -337,9 +342,15 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--variants", default=settings.BY_NAME["variants"].default)
     rec.add_argument("--device", default="cpu", help="cpu -> references/tiny; cuda -> references/tiny-cuda")
     rec.add_argument("--artifacts-root", type=Path, help="artifact store (default build/artifacts)")
+    rec.add_argument("--checkpoint", type=Path, default=tiny_layout.TINY_CHECKPOINT,
+                     help=f"a committed checkpoint (default the tiny default; {tiny_layout.VARIANTS_CHECKPOINT.name} "
+                          "records into references/tiny-variants)")
+    rec.add_argument("--stages", default="auto", choices=settings.STAGES,
+                     help="off: no named stages in the recordings (smaller; no divergence localisation on them)")
     args = parser.parse_args(argv)
     if args.command == "record":
-        print(record_references(variants=args.variants, device=args.device, artifacts_root=args.artifacts_root))
+        print(record_references(variants=args.variants, device=args.device, artifacts_root=args.artifacts_root,
+                                checkpoint=args.checkpoint, stages=args.stages))
         return 0
     given = {knob.name: getattr(args, knob.name) for knob in settings.KNOBS}
     try:

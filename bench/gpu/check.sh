@@ -8,7 +8,8 @@
 # installed), records the original's CUDA outputs into references/tiny-cuda, runs tests/test_gpu.py, and
 # packs everything into $OUT/gpu-check.tgz. Sized for well under 8 minutes on an H100.
 # Knobs: GPU_CHECK_PYTHON (python3), GPU_CHECK_DEVICE (cuda; cpu rehearses it on a CPU box), OUT,
-# GPU_CHECK_QUICK=1 (only the fp32/bf16 report and the recording: ~2 minutes).
+# GPU_CHECK_QUICK=1 (only the fp32/bf16 report and the recording: ~2 minutes), GPU_CHECK_REAL=1 (adds a run at
+# the real N1.7-3B size, see real_size below).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REPO=$PWD
@@ -84,8 +85,30 @@ record() {  # record VARIANTS: the original's outputs on this device into refere
   .envs/tools/bin/python -m groot_lib.workbench.workflow record --device "$DEVICE" --variants "$1" \
     --artifacts-root "$WORK/artifacts" || step "recording $1 failed (see above)"
 }
+# GPU_CHECK_REAL=1: a random checkpoint with the real N1.7-3B architecture, generated here (~21 GB with its
+# backbone cache, never packed), and one report on it (one tag, batch 1, fp32 + bf16): per-phase wall time and
+# peak memory at real size on this GPU. Only timings, sizes and the pages come back.
+real_size() {
+  step "real-size checkpoint (random, N1.7-3B architecture)"
+  timeout "${GPU_CHECK_REAL_GEN_S:-240}" .envs/original/bin/python -m groot_lib.tiny.checkpoint --real-size \
+    --out "$WORK/real" || { step "real-size generation failed or timed out"; return; }
+  du -sb "$WORK/real"/* > "$WORK/real-sizes.txt"
+  step "report at real size on $DEVICE"
+  timeout "${GPU_CHECK_REAL_REPORT_S:-200}" ./gr00t-parity report --device "$DEVICE" --variants fp32-sdpa,bf16-sdpa \
+    --checkpoint "$WORK/real/gr00t-n1.7-3b-random" --hf-home "$WORK/real/hf_home" --tags libero_sim \
+    --batch-size 1 --out-root "$WORK/reports-real" --artifacts-root "$WORK/artifacts-real"
+  echo "report real exit status: $?" | tee -a "$WORK/report-status.txt"
+  du -ab "$WORK/reports-real" "$WORK/artifacts-real" 2>/dev/null | sort -n | tail -20 > "$WORK/real-report-sizes.txt"
+  find "$WORK/reports-real" -name '*.npz' -delete
+  rm -rf "$WORK/real" "$WORK/artifacts-real"
+  tar czf "$OUT/gpu-real.tgz" -C "$WORK" reports-real real-sizes.txt real-report-sizes.txt report-status.txt
+  step "packed the real-size run into $OUT/gpu-real.tgz"
+}
 report base fp32-sdpa,bf16-sdpa
 record fp32-sdpa,bf16-sdpa
+if [ "${GPU_CHECK_REAL:-0}" = 1 ]; then  # what is done so far comes back even if the real-size run runs out of time
+  pack; real_size
+fi
 if [ "${GPU_CHECK_QUICK:-0}" = 1 ]; then
   rm -rf "$WORK/artifacts"; pack; step "done (quick)"; exit 0
 fi

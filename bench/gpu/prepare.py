@@ -142,7 +142,8 @@ def gr00t_copy(src: Path) -> str:
     subprocess.run(["git", "clone", "-q", "--no-checkout", "--depth", "1", "--filter=blob:none", "--sparse",
                     "--upload-pack", "git -c uploadpack.allowFilter=true upload-pack", f"file://{src}", str(dest)],
                    check=True)
-    subprocess.run(["git", "-C", str(dest), "sparse-checkout", "set", "gr00t"], check=True)
+    # non-cone: the package folder alone (cone mode also checks out the root's files: 1.3 MiB of licences and lock)
+    subprocess.run(["git", "-C", str(dest), "sparse-checkout", "set", "--no-cone", "/gr00t/"], check=True)
     subprocess.run(["git", "-C", str(dest), "checkout", "-q", commit], check=True)
     # uncommitted edits of the user's checkout travel too (recorded as such there)
     for path in (src / "gr00t").rglob("*.py"):
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{group:9s} {len(names):3d} wheels, {sizes[group]:5.1f} MiB: "
               + " ".join(w.split("-")[0] + "==" + w.split("-")[1] for w in names))
     carried = sum(sizes.values()) + size_mib(DEVICE)
-    tracked = sum((REPO / p).stat().st_size for p in subprocess.run(
+    tracked = sum((REPO / p).lstat().st_size for p in subprocess.run(  # a link travels as a link
         ["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, text=True, check=True).stdout.split("\0")
         if p and (REPO / p).is_file()) / 2**20
     print(f"gr00t {commit[:12]} from {src} -> {DEVICE / 'gr00t'} ({size_mib(DEVICE):.1f} MiB)")

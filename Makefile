@@ -31,6 +31,9 @@ STAGES ?=
 # auto: both kernels at once when both models fit in memory, else one after the other; overlap | sequential force it
 SCHEDULE ?=
 MEMORY_GB ?=
+# judge existing outputs of the original instead of running it (ARTIFACTS=dir; LeRobot's own dumps need TRUST_LEGACY=1)
+ARTIFACTS ?=
+TRUST_LEGACY ?=
 # HF_HOME is forwarded only when given on the command line (make report HF_HOME=...): an HF_HOME in your
 # shell still reaches the kernels, but never replaces the tiny default's isolated cache.
 HF_HOME_ARG := $(if $(filter command line,$(origin HF_HOME)),$(HF_HOME))
@@ -55,10 +58,11 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
   $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(RECORDINGS),--recordings '$(RECORDINGS)') \
   $(if $(STAGES),--stages '$(STAGES)') $(if $(STAGE_MB),--stage-mb '$(STAGE_MB)') $(if $(SCHEDULE),--schedule '$(SCHEDULE)') \
-  $(if $(MEMORY_GB),--memory-gb '$(MEMORY_GB)') \
+  $(if $(MEMORY_GB),--memory-gb '$(MEMORY_GB)') $(if $(ARTIFACTS),--artifacts '$(ARTIFACTS)') \
+  $(if $(TRUST_LEGACY),--trust-legacy '$(TRUST_LEGACY)') \
   $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
-.PHONY: setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports clean FORCE
+.PHONY: setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports export-upstream record-upstream-dumps clean FORCE
 
 setup: $(ENVS)/tools/$(STAMP) $(ENVS)/original/$(STAMP) $(ENVS)/lerobot/$(STAMP)
 
@@ -141,6 +145,17 @@ clean-artifacts:
 compare-reports: kernels
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare-reports A=reports/<stamp> B=reports/<stamp>" >&2; exit 2; }
 	@$(TOOLS) -m groot_lib.compare.reports '$(A)' '$(B)'
+
+# Re-record references/upstream-dumps: LeRobot's own dump_original_n1_7.py, run from your huggingface/lerobot
+# checkout (never copied here) on the tiny default: make record-upstream-dumps LEROBOT_SRC=/path/to/lerobot
+record-upstream-dumps: kernels
+	@test -n "$(LEROBOT_SRC)" || { echo "usage: make record-upstream-dumps LEROBOT_SRC=/path/to/lerobot" >&2; exit 2; }
+	$(TOOLS) -m groot_lib.workbench.workflow record-upstream --lerobot-src '$(LEROBOT_SRC)'
+
+# A report's fp32 artifacts in LeRobot's own dump format (original_n1_7_<tag>.npz), for upstream's
+# test_groot_vs_original.py: make export-upstream [REPORT=reports/<stamp>] [EXPORT_DIR=build/upstream]
+export-upstream: kernels
+	@$(TOOLS) -m groot_lib.workbench.export $(if $(REPORT),--report '$(REPORT)') $(if $(EXPORT_DIR),--out '$(EXPORT_DIR)')
 
 # Keep the KEEP newest reports/<UTC stamp>/ folders (default 5).
 KEEP ?= 5

@@ -138,8 +138,6 @@ offline = True
 output_dir = "build/consumer"
 # content-addressed store of LeRobot's outputs, empty is build/artifacts
 store_dir = ""
-# read legacy LeRobot .npz dumps (pickled object arrays): only for files you made yourself
-trust_legacy = False
 """),
     code("""
 from IPython.display import Markdown

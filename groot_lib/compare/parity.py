@@ -140,9 +140,11 @@ def decoded_parity(replay, artifact: Artifact, *, atol: float, rtol: float,
     tag, theirs = artifact.embodiment_tag, artifact.decoded_action
     if theirs is None:
         why = artifact.extra.get("decode_error")
-        return None, (f"the original's decode_action raised: {why}" if why else
-                      f"{artifact.path.name} records no decoded actions (an upstream dump, or recorded before "
-                      "groot_lib decoded them): run the original live to compare them")
+        if why:
+            return None, f"the original's decode_action raised: {why}"
+        return None, (f"{artifact.path.name} records no decoded actions" + (
+            " (LeRobot's dump records neither them nor the raw state they need)" if artifact.extra.get("upstream")
+            else " (recorded before groot_lib decoded them)") + ": run the original live to compare them")
     error, ours = replay.decode_error, replay.decoded
     if error is not None or ours is None:
         c = compare_exact(np.zeros(0), theirs, name="action", tag=tag, check=DECODED_CHECK)

@@ -78,17 +78,25 @@ def find_artifacts(directory: str | Path, variant: str = DEFAULT_VARIANT) -> dic
     if not directory.is_dir():
         raise ArtifactError(f"Artifact directory {directory} does not exist.\n"
                             f"  Hint: {_REGEN}.", path=directory)
+    from groot_lib.core.upstream import tag_from_name
+
     found = {}
     for p in sorted(directory.glob("*.npz")):
         tag, sep, var = p.stem.partition("__")
+        if tag_from_name(p):  # upstream's original_n1_7_<tag>.npz: fp32 by construction
+            tag, sep, var = tag_from_name(p), "", ""
         if (var if sep else DEFAULT_VARIANT) == variant and tag:
+            if tag in found:
+                raise ArtifactError(f"{directory} holds two artifacts for {tag!r}: {found[tag].name} and {p.name}; "
+                                    "keep one", path=directory)
             found[tag] = p
     return found
 
 
 def find_variants(directory: str | Path) -> list[str]:
     """Variants present in ``directory`` (fp32 reference first), by file name."""
-    names = {(p.stem.partition("__")[2] or DEFAULT_VARIANT) for p in Path(directory).glob("*.npz")}
+    names = {(p.stem.partition("__")[2] or DEFAULT_VARIANT) if not p.name.startswith("original_n1_7_")
+             else DEFAULT_VARIANT for p in Path(directory).glob("*.npz")}
     return sorted(names, key=lambda n: (n != DEFAULT_VARIANT, n))
 
 
@@ -198,23 +206,18 @@ def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
                   trust_legacy: bool = False) -> Artifact:
     """Load and validate an artifact; optionally insist it came from a given checkpoint.
 
-    Legacy LeRobot dumps (pickled object arrays) are refused unless ``trust_legacy``.
+    LeRobot's own dumps (``core/upstream.py``: pickled object arrays) are refused unless ``trust_legacy``;
+    they record no checkpoint fingerprint, which the artifact's ``extra["warning"]`` says.
     """
-    from groot_lib.core import legacy
+    from groot_lib.core import upstream
 
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"Artifact {path} not found.\n  Hint: {_REGEN}.", path=path)
-    if legacy.is_legacy(path):
+    if upstream.is_upstream(path):
         if not trust_legacy:
-            raise legacy.refuse(path)
-        artifact = legacy.load_trusted(path)
-        if artifact.fingerprint == legacy.UNVERIFIED:
-            artifact.extra["warning"] = (f"{path.name} records no checkpoint fingerprint: that it comes from the "
-                                         "checkpoint under test is taken on trust")
-        elif expected_fingerprint is not None:
-            _check_fingerprint(path, artifact.fingerprint, expected_fingerprint)
-        return artifact
+            raise upstream.refuse(path)
+        return upstream.load_trusted(path)
     data = _read_all(path)
     if "meta::schema" not in data:
         raise SchemaError(f"Artifact {path} has no 'meta::schema' key; it is not a {SCHEMA} file.\n"

@@ -81,6 +81,15 @@ def _variants(value: Any) -> str:
     return ",".join(dict.fromkeys(names))
 
 
+def _flag(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected 1 or 0 (true/false, yes/no)")
+
+
 def _tags(value: Any) -> str:
     return ",".join(t.strip() for t in str(value).split(",") if t.strip())
 
@@ -144,6 +153,11 @@ KNOBS: tuple[Knob, ...] = (
          "after the other (workbench/memory.py says why); overlap or sequential force it.", make="SCHEDULE", sides=()),
     Knob("memory_gb", 0.0, _float(positive=False), "Memory the scheduler may plan with, in GB; 0 reads the "
          "machine's available memory.", make="MEMORY_GB", env="GROOT_PARITY_MEMORY_GB", sides=()),
+    Knob("artifacts", None, _text, "A folder of the original's outputs to judge instead of running the producer: "
+         "groot-parity artifacts, or LeRobot's own dumps (original_n1_7_<tag>.npz from its dump_original_n1_7.py; "
+         "they need trust_legacy).", make="ARTIFACTS", env="GROOT_N1_7_PARITY_DIR", sides=()),
+    Knob("trust_legacy", False, _flag, "1: open LeRobot's dump_original_n1_7.py files, whose pickled dtype lists "
+         "could run code when read; only for files you made.", make="TRUST_LEGACY", sides=("consumer",)),
     Knob("precision_k", 2.0, _float(positive=True), "Precision verdict: cross gap <= k x the larger noise floor.",
          make="PRECISION_K", env="GROOT_PARITY_PRECISION_K", sides=("consumer",)),
 )

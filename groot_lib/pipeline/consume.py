@@ -204,7 +204,7 @@ class ConsumerReport:
 
 def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, device=None, noise_mode: str = "seed",
             variants=None, k=None, source: dict | None = None, store_dir=None,
-            trust_legacy: bool = False, stage_mb=None, stages=None) -> ConsumerReport:
+            trust_legacy=None, stage_mb=None, stages=None) -> ConsumerReport:
     """LeRobot replays (reused when stored), then model + preprocessor parity and the precision study."""
     from groot_lib.backends import process
     from groot_lib.core.artifact import find_variants
@@ -216,7 +216,8 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     k = settings.value("precision_k", k)
     device = process.resolve_device(device_setting(device))
     variants = variants or find_variants(artifacts_dir)
-    artifacts = load_artifacts(artifacts_dir, checkpoint, tags, variants, trust_legacy=trust_legacy)
+    artifacts = load_artifacts(artifacts_dir, checkpoint, tags, variants,
+                               trust_legacy=settings.value("trust_legacy", trust_legacy))
     if noise_mode == "inject":
         lacking = [a.path.name for a in artifacts[DEFAULT_VARIANT].values() if a.initial_noise is None]
         if lacking:
@@ -232,11 +233,14 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     for tag, artifact in artifacts[DEFAULT_VARIANT].items():
         replay = replays.replays[(tag, DEFAULT_VARIANT)]
         model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode, layout=layouts[tag])
-        if artifact.extra.get("legacy"):
-            model.notes.append(f"{artifact.path.name} is a legacy dump read on trust"
-                               + (f"; {artifact.extra['warning']}" if artifact.extra.get("warning") else ""))
-        pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag],
-                                  statistics=statistics.get(tag, {}), decode=decoder)
+        if artifact.extra.get("upstream"):
+            model.notes += _upstream_notes(artifact, layouts[tag], replay)
+        if artifact.raw:
+            pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag],
+                                      statistics=statistics.get(tag, {}), decode=decoder)
+        else:
+            pre = []
+            model.notes.append(f"preprocessor parity not compared: {artifact.path.name} holds no raw observations")
         stages, missing = stage_parity(replay, artifact)
         decoded, decoded_missing = decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag])
         results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
@@ -271,6 +275,21 @@ class TokenDecoder:
         if self.tokenizer is None:
             return [f"#{i}" for i in ids]
         return [repr(t)[1:-1] for t in self.tokenizer.convert_ids_to_tokens(ids)]
+
+
+def _upstream_notes(artifact: Artifact, layout, replay) -> list[str]:
+    """What a LeRobot dump (core/upstream.py) can and cannot show, checked against the checkpoint where possible."""
+    from groot_lib.core import upstream
+
+    notes = [f"{artifact.path.name}: LeRobot's dump_original_n1_7.py output, read on trust; {artifact.extra['warning']}"]
+    notes += upstream.check_against(artifact, layout)
+    dumped = str(artifact.producer.get("device", ""))
+    replayed = str(replay.info.get("provenance", {}).get("device", ""))
+    if dumped and replayed and dumped.split(":")[0] != replayed.split(":")[0]:
+        notes.append(f"dumped on {dumped}, replayed on {replayed}: the same seed draws different initial noise on the "
+                     f"two generators and the dump records none, so action_pred cannot match; replay on {dumped} "
+                     f"(DEVICE={dumped} or GROOT_PARITY_DEVICE={dumped})")
+    return notes
 
 
 def _preprocessing_effect(replay) -> dict | None:

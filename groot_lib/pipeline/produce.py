@@ -75,6 +75,30 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
     return result
 
 
+def use_artifacts(source_dir: Path, output_dir: Path, tags: list[str]) -> ProducerResult:
+    """Judge outputs of the original made elsewhere (ARTIFACTS=dir): hard-link (or copy) each tag's file into
+    ``output_dir`` under its own name and say where they came from; nothing here opens them."""
+    from groot_lib.core import upstream
+    from groot_lib.core.artifact import find_artifacts, find_variants
+    from groot_lib.core.store import publish
+
+    source_dir = Path(source_dir).resolve()
+    found = {variant: find_artifacts(source_dir, variant) for variant in find_variants(source_dir)}
+    dumps = sorted(p.name for by_tag in found.values() for p in by_tag.values() if upstream.is_upstream(p))
+    kinds = (f"{len(dumps)} LeRobot dump(s) from its dump_original_n1_7.py, read on trust (TRUST_LEGACY=1)"
+             if dumps else "groot-parity artifacts")
+    banner = f"original outputs: imported from {source_dir} ({kinds}); not run here"
+    result = ProducerResult(mode="imported", banner=banner)
+    for variant, by_tag in found.items():
+        for tag in tags:
+            if tag in by_tag:
+                result.artifacts.setdefault(tag, {})[variant] = publish(by_tag[tag], output_dir / by_tag[tag].name)
+                result.rows.append({"tag": tag, "variant": variant, "status": "imported", "artifact": by_tag[tag].name})
+                progress.note("producer", f"{tag} {variant}: imported {by_tag[tag].name}")
+    handoff.write_source(output_dir, result.source_info(imported_from=str(source_dir), upstream_dumps=dumps))
+    return result
+
+
 def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
     """The stored artifact at ``path`` if it is valid and was written under ``key``; else None (and why)."""
     if not path.is_file():

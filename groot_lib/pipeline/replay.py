@@ -172,6 +172,8 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
             and np.array_equal(out["initial_noise"], recorded_noise))
         arrays["study_pred"] = out["action_pred"] if same_noise or recorded_noise is None else \
             lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]
+    if not source.raw:  # LeRobot's own dumps record only the collated inputs
+        return arrays
     layout = ckpt.embodiment_layout(checkpoint, source.embodiment_tag)
     arrays.update(_decoded(loaded, layout, source.raw, ref.action_pred))
     preprocessed = lb.preprocess(loaded, layout, source.raw)

@@ -110,6 +110,40 @@ def check_recordings(values: dict, checkpoint: Path | None = None) -> None:
                            "(LeRobot then starts from the recorded noise)")
 
 
+def check_artifacts(values: dict, known: list[str]) -> tuple[list[str], str]:
+    """ARTIFACTS=dir: the folder holds an fp32 artifact for every tag asked (default: every tag it has that the
+    checkpoint knows), and LeRobot's own dumps come with TRUST_LEGACY=1. Returns (tags, what judges them)."""
+    from groot_lib.core import upstream
+    from groot_lib.core.artifact import find_artifacts
+    from groot_lib.core.errors import ArtifactError
+
+    folder = Path(values["artifacts"]).expanduser()
+    if not folder.is_dir():
+        raise SettingError(f"artifacts {values['artifacts']!r} is not a directory; ARTIFACTS= (or $GROOT_N1_7_PARITY_DIR) "
+                           "takes the folder of the original's .npz outputs to judge")
+    try:
+        found = find_artifacts(folder)
+    except ArtifactError as exc:
+        raise SettingError(str(exc)) from None
+    if not found:
+        raise SettingError(f"artifacts folder {folder} holds no fp32 artifact (<tag>.npz, or LeRobot's "
+                           f"original_n1_7_<tag>.npz); it has {sorted(p.name for p in folder.iterdir())[:10]}")
+    asked = [t for t in values["tags"].split(",") if t]
+    missing = [t for t in asked if t not in found]
+    if missing:
+        raise SettingError(f"artifacts folder {folder} has no artifact for tag(s) {missing}; it has {sorted(found)}")
+    strangers = [t for t in (asked or found) if t not in known]
+    if strangers:
+        raise SettingError(f"artifacts in {folder} are for tag(s) {strangers}, which the checkpoint does not have "
+                           f"({known}): CKPT= must be the checkpoint they were made from")
+    dumps = [found[t].name for t in (asked or found) if upstream.is_upstream(found[t])]
+    if dumps and not values["trust_legacy"]:
+        raise SettingError(f"{', '.join(dumps)} in {folder} are LeRobot dumps (dump_original_n1_7.py) with pickled "
+                           "dtype lists, which could run code when read: TRUST_LEGACY=1 (--trust-legacy 1) if you "
+                           "made them, else regenerate them with the workbench's producer")
+    return asked or sorted(found), f"not needed: judging {folder}"
+
+
 def _has_nvidia() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or bool(shutil.which("nvidia-smi"))
 
@@ -157,8 +191,11 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
             require_kernel(kernel)
         except Exception as exc:  # noqa: BLE001 - KernelError lists the installed kernels
             raise SettingError(str(exc)) from None
-    gr00t = gr00t_in_original_env()
-    if gr00t != "importable":
+    if values.get("artifacts"):
+        tags, gr00t = check_artifacts(values, known)
+    else:
+        gr00t = gr00t_in_original_env()
+    if not values.get("artifacts") and gr00t != "importable":
         if not tiny_layout.is_embedded(root):
             raise SettingError(f"gr00t is not usable in the groot-original kernel ({gr00t[len('absent: '):]}), and "
                                f"{root} is not a committed tiny checkpoint, whose recordings are the only fallback. gr00t is "

@@ -95,12 +95,13 @@ def kernel_environment(run_dir: Path):
 class ProgressPrinter:
     """Prints the kernels' progress lines (pipeline.progress) to stderr as they appear, with elapsed time."""
 
-    def __init__(self, path: Path, began: float, *, quiet: bool = False):
+    def __init__(self, path: Path, began: float, *, quiet: bool = False,
+                 kernels: str = "the groot-original and groot-lerobot kernels"):
         import threading
 
         self.path, self.began, self.quiet, self.offset = path, began, quiet, 0
         self.done = threading.Event()
-        self.say("starting the groot-original and groot-lerobot kernels")
+        self.say(f"starting {kernels}")
         self.thread = threading.Thread(target=self.run, daemon=True, name="progress")
         self.thread.start()
 
@@ -166,10 +167,18 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
                                       "artifacts_dir": str(artifacts_dir), "output_dir": str(run_dir)}),
     ]
     artifacts_dir.mkdir(parents=True, exist_ok=True)
-    # Tells the consumer a producer is on its way (it fails fast when none is).
-    atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
+    if values["artifacts"]:  # ARTIFACTS=dir: the original's outputs are given; only the consumer runs
+        from groot_lib.pipeline.produce import use_artifacts
+
+        use_artifacts(Path(values["artifacts"]).expanduser(), artifacts_dir, plan.tags)
+        steps = steps[1:]
+    else:
+        # Tells the consumer a producer is on its way (it fails fast when none is).
+        atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
     timings, outcome = {}, {}
-    tail = ProgressPrinter(run_dir / "progress.log", began, quiet=quiet)
+    tail = ProgressPrinter(run_dir / "progress.log", began, quiet=quiet,
+                           **({"kernels": "the groot-lerobot kernel (the original's outputs are given)"}
+                              if len(steps) == 1 else {}))
     for note in plan.notes:
         tail.say(f"warning: {note}")
     if plan.memory.mode == "sequential":
@@ -192,15 +201,16 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     # LeRobot while the producer works, then waits for the producer's source.json (or the failure marker written
     # here). Otherwise the consumer starts once the producer's kernel is gone.
     overlap = plan.memory.mode == "overlap"
-    consumer = threading.Thread(target=run, args=steps[1], daemon=True, name="consumer")
+    consumer = threading.Thread(target=run, args=steps[-1], daemon=True, name="consumer")
     with sigint_kills_kernels() as sigint, kernel_environment(run_dir):
         try:
-            if overlap:
+            if overlap or len(steps) == 1:
                 consumer.start()
-            run(*steps[0])
-            if not overlap and not sigint["interrupted"]:
+            if len(steps) == 2:
+                run(*steps[0])
+            if not consumer.ident and not sigint["interrupted"]:
                 consumer.start()
-            if outcome["producer"] and not sigint["interrupted"]:
+            if outcome.get("producer") and not sigint["interrupted"]:
                 atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
             if consumer.ident is not None:
                 consumer.join()
@@ -327,6 +337,53 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
     return out
 
 
+UPSTREAM_DUMP_SCRIPT = "tests/policies/groot/utils/dump_original_n1_7.py"
+UPSTREAM_DUMPS = tiny_layout.REPO_ROOT / "references" / "upstream-dumps"
+
+
+def record_upstream_dumps(lerobot_src: Path, device: str = "cpu") -> Path:
+    """Run LeRobot's own ``dump_original_n1_7.py`` (from the user's huggingface/lerobot checkout, never copied
+    here) in the groot-original kernel on the tiny default: references/upstream-dumps, the real files its
+    upstream format reader is tested on, plus provenance.json (which script, which commit, which gr00t)."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    from groot_lib.core import checkpoint as ckpt
+    from groot_lib.workbench.kernels import interpreter
+
+    script = Path(lerobot_src).expanduser().resolve() / UPSTREAM_DUMP_SCRIPT
+    if not script.is_file():
+        raise ParityError(f"no {UPSTREAM_DUMP_SCRIPT} in {lerobot_src}: LEROBOT_SRC= takes a huggingface/lerobot checkout")
+    python = interpreter(ORIGINAL_KERNEL)
+    staging = UPSTREAM_DUMPS.with_name(UPSTREAM_DUMPS.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [str(python), str(script), "--ckpt", str(tiny_layout.TINY_CHECKPOINT), "--out-dir", str(staging),
+               "--device", device]
+    env = {**os.environ, "HF_HOME": str(tiny_layout.TINY_HF_HOME), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(command, cwd=script.parents[4], env=env, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0 or not list(staging.glob("*.npz")):
+        raise ParityError(f"{script.name} failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+    commit = subprocess.run(["git", "-C", str(script.parent), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or None
+    gr00t = subprocess.run([str(python), "-c", "import json; from groot_lib.backends import original; "
+                            "s = original.identity(); print(json.dumps({k: s.get(k) for k in ('commit', 'code')}))"],
+                           cwd=REPO, capture_output=True, text=True)
+    provenance = {"script": UPSTREAM_DUMP_SCRIPT, "lerobot_commit": commit,
+                  "script_sha256": hashlib.sha256(script.read_bytes()).hexdigest(),
+                  "gr00t": json.loads(gr00t.stdout.strip().splitlines()[-1]) if gr00t.returncode == 0 else None,
+                  "checkpoint": str(tiny_layout.TINY_CHECKPOINT.relative_to(REPO)),
+                  "checkpoint_fingerprint": ckpt.fingerprint(tiny_layout.TINY_CHECKPOINT)["fingerprint"],
+                  "device": device, "command": "make record-upstream-dumps LEROBOT_SRC=... "
+                                               f"({script.name} --ckpt <tiny default> --device {device})",
+                  "output": proc.stdout.strip().splitlines()[-2:],
+                  "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (staging / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    shutil.rmtree(UPSTREAM_DUMPS, ignore_errors=True)
+    staging.rename(UPSTREAM_DUMPS)
+    return UPSTREAM_DUMPS
+
+
 def main(argv: list[str] | None = None) -> int:
     from groot_lib.core import settings
 
@@ -347,7 +404,14 @@ def main(argv: list[str] | None = None) -> int:
                           "records into references/tiny-variants)")
     rec.add_argument("--stages", default="auto", choices=settings.STAGES,
                      help="off: no named stages in the recordings (smaller; no divergence localisation on them)")
+    up = sub.add_parser("record-upstream", help="run LeRobot's dump_original_n1_7.py (from LEROBOT_SRC) on the tiny "
+                                                "default into references/upstream-dumps (needs gr00t)")
+    up.add_argument("--lerobot-src", type=Path, required=True, help="a huggingface/lerobot checkout")
+    up.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    if args.command == "record-upstream":
+        print(record_upstream_dumps(args.lerobot_src, args.device))
+        return 0
     if args.command == "record":
         print(record_references(variants=args.variants, device=args.device, artifacts_root=args.artifacts_root,
                                 checkpoint=args.checkpoint, stages=args.stages))

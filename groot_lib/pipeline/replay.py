@@ -30,7 +30,7 @@ REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
 REPLAY_CODE = ("pipeline.replay", "pipeline.driver", "backends.lerobot", "backends.contract", "backends.stages",
                "backends.noise",
                "backends.tensors", "backends.math_stack", "core.checkpoint", "core.variants", "core.code_identity",
-               "core.machine")
+               "core.machine", "core.artifact", "core.upstream")  # the last two: how an artifact's inputs are read
 PRE = "pre."  # prefix of preprocessor outputs inside a replay
 STAGE = "stage."  # prefix of the parity replay's named stages (backends/stages.py) inside a replay
 DECODED, DECODED_CONFIGURED = "decoded_action", "decoded_action_configured"  # see _decoded

@@ -31,6 +31,8 @@ STAGES ?=
 # auto: both kernels at once when both models fit in memory, else one after the other; overlap | sequential force it
 SCHEDULE ?=
 MEMORY_GB ?=
+# N more observations per tag stressing other inputs (prompts, batch sizes, images at real resolutions, states)
+SWEEP ?=
 # judge existing outputs of the original instead of running it (ARTIFACTS=dir; LeRobot's own dumps need TRUST_LEGACY=1)
 ARTIFACTS ?=
 TRUST_LEGACY ?=
@@ -58,7 +60,7 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
   $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(RECORDINGS),--recordings '$(RECORDINGS)') \
   $(if $(STAGES),--stages '$(STAGES)') $(if $(STAGE_MB),--stage-mb '$(STAGE_MB)') $(if $(SCHEDULE),--schedule '$(SCHEDULE)') \
-  $(if $(MEMORY_GB),--memory-gb '$(MEMORY_GB)') $(if $(ARTIFACTS),--artifacts '$(ARTIFACTS)') \
+  $(if $(MEMORY_GB),--memory-gb '$(MEMORY_GB)') $(if $(ARTIFACTS),--artifacts '$(ARTIFACTS)') $(if $(SWEEP),--sweep '$(SWEEP)') \
   $(if $(TRUST_LEGACY),--trust-legacy '$(TRUST_LEGACY)') \
   $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
@@ -118,7 +120,7 @@ lab: kernels
 
 # Re-record the committed original outputs for the tiny default and the variants checkpoint (needs GR00T_SRC once).
 record-references: kernels
-	$(TOOLS) -m groot_lib.workbench.workflow record
+	$(TOOLS) -m groot_lib.workbench.workflow record --sweep 2
 	$(TOOLS) -m groot_lib.workbench.workflow record --checkpoint checkpoints/tiny/gr00t-n1.7-tiny-variants --variants fp32-sdpa --stages off
 
 # Per-phase wall time + peak RSS of `make report` (tiny + a generated scaled-up checkpoint) against

@@ -97,6 +97,7 @@ from groot_lib.pipeline import produce as producer
 
 result = producer.produce(checkpoint, output_dir, tags=tags, seed=seed, batch_size=batch_size,
                           device=device, variants=variants, recordings=recordings, stage_mb=stage_mb, stages=stages,
+                          sweep=sweep,
                           environment=environment,
                           store_dir=store_dir or None)
 Markdown(f"**{result.banner}**")
@@ -216,6 +217,26 @@ for title, figure in report.decoded_heatmaps():
         display(Image(figure))
     else:
         print(title, "-", figure)
+"""),
+    md("""
+## Input sweep
+
+With `SWEEP=N` the producer also ran N more observations per embodiment, each stressing other inputs: prompts of
+different lengths in one batch (left padding), punctuation, upper case, digits, non-ASCII; batch sizes 1, 3 and 4;
+gradients, edges and noise at the tag's real camera resolution or an odd small size; states inside, at the edge of
+and outside the checkpoint's range. Per check: max |delta| across the cases and the worst case with its inputs.
+"""),
+    code("""
+if not report.sweep:
+    print("no input sweep (SWEEP=0): SWEEP=N adds N observations per embodiment")
+else:
+    display(pd.DataFrame([s.as_row() for s in report.sweep_summary]).style.apply(
+        lambda col: ["background:#fdd" if v == "FAIL" else "background:#dfd" for v in col], subset=["verdict"]
+    ).format(fmt, subset=["min max|delta|", "median", "max"]))
+    for r in report.sweep:
+        for c in r.comparisons:
+            if not c.passed:
+                print(f"{r.tag} / {r.case} {r.inputs}:\\n{c.format()}\\n")
 """),
     md("""
 ## Where it starts: the first diverging stage

@@ -153,6 +153,9 @@ KNOBS: tuple[Knob, ...] = (
          "after the other (workbench/memory.py says why); overlap or sequential force it.", make="SCHEDULE", sides=()),
     Knob("memory_gb", 0.0, _float(positive=False), "Memory the scheduler may plan with, in GB; 0 reads the "
          "machine's available memory.", make="MEMORY_GB", env="GROOT_PARITY_MEMORY_GB", sides=()),
+    Knob("sweep", 0, _int(0), "Observations per embodiment beyond the fixed one, each stressing other inputs "
+         "(prompt lengths and scripts, batch 1 and 3-4, structured images at real camera resolutions, states at and "
+         "outside the range; core/sweep.py); 0: none.", make="SWEEP", env="GROOT_PARITY_SWEEP", sides=("producer",)),
     Knob("artifacts", None, _text, "A folder of the original's outputs to judge instead of running the producer: "
          "groot-parity artifacts, or LeRobot's own dumps (original_n1_7_<tag>.npz from its dump_original_n1_7.py; "
          "they need trust_legacy).", make="ARTIFACTS", env="GROOT_N1_7_PARITY_DIR", sides=()),

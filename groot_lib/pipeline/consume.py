@@ -23,6 +23,7 @@ from groot_lib.compare.parity import (TagResult, decoded_parity, heatmap_title, 
 from groot_lib.compare.tensors import Comparison
 from groot_lib.core.errors import ParityError
 from groot_lib.compare.precision import PrecisionVerdict
+from groot_lib.compare.sweep import SweepCaseResult, SweepSummary, summarise
 from groot_lib.pipeline import handoff, progress
 from groot_lib.pipeline.replay import ReplaySet, replay_all
 from groot_lib.core.variants import DEFAULT_VARIANT
@@ -101,6 +102,17 @@ def load_artifacts(artifacts_dir, checkpoint: Path, tags=None, variants=None, *,
     return loaded
 
 
+def load_sweep(artifacts_dir, checkpoint: Path, tags: list[str]) -> dict[tuple[str, str], Artifact]:
+    """(tag, case) -> the input sweep's artifacts (``<artifacts>/sweep/<case>/<tag>.npz``), fingerprint-checked."""
+    root = Path(artifacts_dir) / "sweep"
+    if not root.is_dir():
+        return {}
+    expected = ckpt.fingerprint(checkpoint)["fingerprint"]
+    return {(tag, case_dir.name): load_artifact(path, expected_fingerprint=expected)
+            for case_dir in sorted(p for p in root.iterdir() if p.is_dir())
+            for tag, path in find_artifacts(case_dir).items() if tag in tags}
+
+
 @dataclass
 class ConsumerReport:
     """Everything the consumer notebook shows and ``verdicts.json`` records."""
@@ -113,11 +125,16 @@ class ConsumerReport:
     noise_mode: str
     timings: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict, repr=False)  # what heatmaps() drew, kept for the report folder
+    sweep: list[SweepCaseResult] = field(default_factory=list)  # the input sweep, case by case (SWEEP=N)
 
     @property
     def passed(self) -> bool:
-        return (bool(self.results) and all(r.passed for r in self.results)
+        return (bool(self.results) and all(r.passed for r in self.results) and all(r.passed for r in self.sweep)
                 and all(v.passed for v in self.precision) and not self.refused)
+
+    @property
+    def sweep_summary(self) -> list[SweepSummary]:
+        return summarise(self.sweep)
 
     @property
     def suspect(self) -> list[Comparison]:
@@ -223,12 +240,22 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
         if lacking:
             raise ParityError(f"noise_mode='inject' but {', '.join(lacking)} in {artifacts_dir} have no "
                               "out::initial_noise; re-run the producer, or use noise_mode='seed'")
+    sweep = load_sweep(artifacts_dir, checkpoint, list(artifacts[DEFAULT_VARIANT]))
     replays = replay_all(checkpoint, artifacts, variants=variants, device=device, noise_mode=noise_mode,
                          store_dir=store_dir, stage_mb=settings.value("stage_mb", stage_mb),
-                         stages=settings.value("stages", stages), atol=atol, rtol=rtol)
+                         stages=settings.value("stages", stages), atol=atol, rtol=rtol, sweep=sweep)
     layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in artifacts[DEFAULT_VARIANT]}
     statistics = ckpt.read_json(checkpoint / "statistics.json")
     decoder = TokenDecoder(checkpoint)
+    swept = []
+    for (tag, case), artifact in sweep.items():
+        replay = replays.sweep[(tag, case)]
+        checks = [model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode, layout=layouts[tag]),
+                  *preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag],
+                                       statistics=statistics.get(tag, {}), decode=decoder)]
+        decoded, _ = decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag])
+        swept.append(SweepCaseResult(tag, case, artifact.extra.get("sweep_case", {"case": case}),
+                                     checks + ([decoded] if decoded else [])))
     results = []
     for tag, artifact in artifacts[DEFAULT_VARIANT].items():
         replay = replays.replays[(tag, DEFAULT_VARIANT)]
@@ -251,7 +278,7 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     precision = precision_study(replays, artifacts, variants, layouts=layouts, k=k)
     refused = {**(source or {}).get("refused", {}), **replays.refused}
     return ConsumerReport(results, precision, replays, refused, k, noise_mode,
-                          timings=dict(replays.timings))
+                          timings=dict(replays.timings), sweep=swept)
 
 
 class TokenDecoder:
@@ -369,6 +396,11 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         # where each tag's models start to differ (None: every named stage within rounding, or not captured)
         "first_divergence": {r.tag: (r.stages.summary()["first_divergence"] if r.stages else None)
                              for r in report.results},
+        "sweep": {"cases": len({(r.tag, r.case) for r in report.sweep}),
+                  "summary": [s.as_row() for s in report.sweep_summary],
+                  "failing": [{"tag": r.tag, "case": r.case, "inputs": r.inputs,
+                               "checks": [c.as_row() for c in r.comparisons if not c.passed]}
+                              for r in report.sweep if not r.passed]},
         "precision": [v.as_row() for v in report.precision],
         "precision_gaps": [g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps],
         "refused": report.refused,

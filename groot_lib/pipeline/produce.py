@@ -17,7 +17,9 @@ from groot_lib.core import settings
 from groot_lib.core.atomic import atomic_copy
 from groot_lib.core.artifact import SCHEMA, artifact_path, load_artifact, save_artifact
 from groot_lib.core.errors import MissingPackageError, ParityError
+from groot_lib.core import sweep as input_sweep
 from groot_lib.core.observations import OBSERVATION_RECIPE, build_observations
+from groot_lib.core.sweep import SWEEP_RECIPE
 from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, publish
 from groot_lib.core.variants import plan
 from groot_lib.pipeline import handoff, progress
@@ -27,7 +29,8 @@ from groot_lib.tiny import layout as tiny_layout
 # groot_lib modules whose code shapes an artifact: editing one invalidates stored artifacts.
 PRODUCER_CODE = ("pipeline.produce", "pipeline.driver", "backends.original", "backends.contract", "backends.stages",
                  "backends.noise", "backends.tensors", "backends.math_stack", "core.observations", "core.checkpoint",
-                 "core.artifact", "core.variants", "core.code_identity", "core.machine")
+                 "core.artifact", "core.variants", "core.code_identity", "core.machine", "core.sweep")
+SWEEP_DIR = "sweep"  # <artifacts>/sweep/<case>/<tag>.npz: the input sweep's artifacts (reference variant only)
 
 
 @dataclass
@@ -51,10 +54,10 @@ class ProducerResult:
 
 def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str,
                    *, seed: int, batch_size: int, refused: dict[str, str] | None = None,
-                   which: str = "cpu") -> ProducerResult:
+                   which: str = "cpu", sweep: int = 0) -> ProducerResult:
     """Copy the committed recordings of ``which`` device (validated against the checkpoint) into ``output_dir``."""
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
-    gap = tiny_layout.recordings_gap(seed, batch_size, variants, which, checkpoint)
+    gap = tiny_layout.recordings_gap(seed, batch_size, variants, which, checkpoint, sweep)
     if gap:
         raise MissingPackageError(f"gr00t is not importable ({reason}) and {gap}")
     provenance = tiny_layout.recordings_provenance(which, checkpoint)
@@ -71,6 +74,12 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
             result.artifacts.setdefault(tag, {})[variant] = dst
             result.rows.append({"tag": tag, "variant": variant, "status": "recorded", "artifact": dst.name})
             progress.note("producer", f"{tag} {variant}: recorded (gr00t not installed)")
+        for i in range(sweep):
+            name = input_sweep.case_name(i)
+            src = artifact_path(tiny_layout.recorded_root(which, checkpoint) / SWEEP_DIR / name, tag)
+            load_artifact(src, expected_fingerprint=expected)
+            atomic_copy(src, artifact_path(output_dir / SWEEP_DIR / name, tag))
+            result.rows.append({"tag": tag, "variant": variants[0], "status": "recorded", "case": name})
     handoff.write_source(output_dir, result.source_info(recording=provenance))
     return result
 
@@ -116,7 +125,7 @@ def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
 
 def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tags=None, seed=None,
             batch_size=None, device=None, variants=None, allow_recorded: bool = True, recordings=None, stage_mb=None,
-            stages=None,
+            stages=None, sweep=None,
             environment: dict | None = None, store_dir: str | os.PathLike | None = None) -> ProducerResult:
     """Run the original on every requested tag and variant; one artifact per (tag, variant).
 
@@ -138,6 +147,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     if unknown:
         raise ParityError(f"embodiment tag(s) {unknown} are not in {checkpoint} (it has {known})")
     seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
+    sweep = settings.value("sweep", sweep)
     stage_mb = settings.value("stage_mb", stage_mb) if settings.value("stages", stages) != "off" else 0
     device = process.resolve_device(settings.value("device", device))
     runnable, refused = plan(settings.parse_list(variants), device, kernel=ob.KERNEL)
@@ -145,7 +155,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     if not status["available"]:
         if allow_recorded and tiny_layout.is_embedded(checkpoint):
             return use_recordings(checkpoint, output_dir, tags, [v.name for v in runnable], seed=seed,
-                                  batch_size=batch_size, refused=refused,
+                                  batch_size=batch_size, refused=refused, sweep=sweep,
                                   which=settings.value("recordings", recordings),
                                   reason=f"gr00t not importable: {status['error']}")
         ob.require_gr00t()  # raises with the how-to
@@ -158,6 +168,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     result = ProducerResult(mode="live", banner=banner, refused=refused)
     layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in tags}
     raws = {tag: build_observations(layouts[tag], seed=seed, batch_size=batch_size, statistics=stats[tag]) for tag in tags}
+    sweep_cases = {tag: [input_sweep.case(layouts[tag], i, seed) for i in range(sweep)] for tag in tags}
     first = runnable[0].name
     # Keyed by content, never by names alone: gr00t's source (uncommitted edits included), every file the
     # model reads, the machine's math stack, and groot_lib's own code.
@@ -176,30 +187,42 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         for tag in tags:
             key = content_key({**base, "tag": tag, "variant": variant.name, "noise": noise})
             jobs.append(Job(tag, variant, key, entry_path(store_dir, "original", tag, variant.name, key),
-                            {"noise": noise}))
+                            {"noise": noise, "raw": raws[tag], "seed": seed}))
+        if variant.name == first:  # the input sweep (core/sweep.py) rides on the reference model's one load
+            for tag in tags:
+                for case in sweep_cases[tag]:
+                    key = content_key({**base, "tag": tag, "variant": variant.name, "noise": noise,
+                                       "sweep": [SWEEP_RECIPE, case.describe()]})
+                    jobs.append(Job(tag, variant, key, entry_path(store_dir, "original", f"{tag}.{case.name}",
+                                                                  variant.name, key),
+                                    {"noise": noise, "raw": input_sweep.observations(layouts[tag], case, stats[tag]),
+                                     "seed": case.seed, "case": case}))
         return jobs
 
     def compute(loaded, job):
-        inputs = ob.preprocess(loaded, layouts[job.tag], raws[job.tag])
+        raw, case = job.context["raw"], job.context.get("case")
+        inputs = ob.preprocess(loaded, layouts[job.tag], raw)
         # Later variants start from the first variant's noise: precision is then the only change.
         # the reference variant also records its named stages (backends/stages.py): where a divergence starts
-        stages = bool(stage_mb) and job.variant.name == first
-        out = ob.sample(loaded, inputs, seed=seed, noise=first_noise.get(job.tag), capture_stages=stages,
-                        stage_inputs=stages, stage_mb=stage_mb)
+        stages = bool(stage_mb) and job.variant.name == first and case is None
+        out = ob.sample(loaded, inputs, seed=job.context["seed"], noise=None if case else first_noise.get(job.tag),
+                        capture_stages=stages, stage_inputs=stages, stage_mb=stage_mb)
         captured = out.pop("stages", None)
         decode_error = None
         try:  # what the robot gets; a decoder that cannot run is recorded, model parity still stands
-            out["decoded_action"] = ob.decode(loaded, layouts[job.tag], raws[job.tag], out["action_pred"])
+            out["decoded_action"] = ob.decode(loaded, layouts[job.tag], raw, out["action_pred"])
         except Exception as exc:  # noqa: BLE001 - the consumer reports it beside the other checks
             decode_error = f"{type(exc).__name__}: {exc}"
         if captured:  # repeated arrays (pixel_values, a block's input = the previous block's output) stored once
             captured = stage_capture.compact(captured, model_inputs=inputs)
         save_artifact(
-            job.path, embodiment_tag=job.tag, seed=seed, checkpoint=fp,
+            job.path, embodiment_tag=job.tag, seed=job.context["seed"], checkpoint=fp,
             producer=contract.provenance_once(ob, loaded),
-            raw=raws[job.tag], inputs=inputs, outputs=out, variant=job.variant.name, stages=captured,
-            extra={"observation_recipe": OBSERVATION_RECIPE, "batch_size": batch_size, "noise": job.context["noise"],
+            raw=raw, inputs=inputs, outputs=out, variant=job.variant.name, stages=captured,
+            extra={"observation_recipe": SWEEP_RECIPE if case else OBSERVATION_RECIPE,
+                   "batch_size": int(next(iter(raw.values())).shape[0]), "noise": job.context["noise"],
                    "store_key": job.key, "environment": environment or {},
+                   **({"sweep_case": case.describe()} if case else {}),
                    **({"decode_error": decode_error} if decode_error else {})},
         )
         return out
@@ -212,12 +235,17 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         runnable, jobs_for, read=lambda job: _stored(job.path, job.key, fp["fingerprint"], result.notes),
         load=load, compute=compute, timings=timings, failed=result.refused)
     for o in outcomes:
-        noise = o.value.initial_noise if o.status == "reused" else o.value.get("initial_noise")
-        first_noise.setdefault(o.job.tag, noise)
-        progress.note("producer", f"{o.job.tag} {o.job.variant.name}: {o.status}"
-                      + (f" in {o.seconds:.1f} s" if o.status == "computed" else ""))
+        case = o.job.context.get("case")
+        if case is None:
+            noise = o.value.initial_noise if o.status == "reused" else o.value.get("initial_noise")
+            first_noise.setdefault(o.job.tag, noise)
+        what = f"{o.job.tag} {o.job.variant.name}" + (f" sweep {case.name}" if case else "")
+        progress.note("producer", f"{what}: {o.status}" + (f" in {o.seconds:.1f} s" if o.status == "computed" else ""))
         result.rows.append({"tag": o.job.tag, "variant": o.job.variant.name, "status": o.status,
-                            "seconds": round(o.seconds, 2), "key": o.job.key})
+                            "seconds": round(o.seconds, 2), "key": o.job.key, **({"case": case.name} if case else {})})
+        if case:
+            publish(o.job.path, artifact_path(output_dir / SWEEP_DIR / case.name, o.job.tag))
+            continue
         path = publish(o.job.path, artifact_path(output_dir, o.job.tag, o.job.variant.name))
         result.artifacts.setdefault(o.job.tag, {})[o.job.variant.name] = path
     result.timings = {k: round(v, 2) for k, v in timings.items()} | {"peak_rss_mb": runinfo.peak_rss_mb()}

@@ -89,6 +89,7 @@ class Replay:
 @dataclass
 class ReplaySet:
     replays: dict[tuple[str, str], Replay] = field(default_factory=dict)  # (tag, variant) -> Replay
+    sweep: dict[tuple[str, str], Replay] = field(default_factory=dict)  # (tag, sweep case) -> Replay
     refused: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -106,7 +107,9 @@ class ReplaySet:
         from groot_lib.core.store import publish
 
         return [publish(r.path, Path(directory) / f"{r.tag}__{r.variant}.npz")
-                for r in self.replays.values() if r.path is not None and r.path.is_file()]
+                for r in self.replays.values() if r.path is not None and r.path.is_file()] + \
+               [publish(r.path, Path(directory) / "sweep" / case / f"{tag}.npz")
+                for (tag, case), r in self.sweep.items() if r.path is not None and r.path.is_file()]
 
     @property
     def models_loaded(self) -> int:
@@ -208,10 +211,12 @@ def _decoded(loaded, layout, raw, action_pred) -> dict[str, np.ndarray]:
 
 def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, variants: list[str], device: str,
                noise_mode: str = "seed", store_dir=None, stage_mb: float = 256, stages: str = "auto",
-               atol: float = 1e-3, rtol: float = 1e-3) -> ReplaySet:
+               atol: float = 1e-3, rtol: float = 1e-3,
+               sweep: dict[tuple[str, str], Artifact] | None = None) -> ReplaySet:
     """LeRobot under each runnable variant (fp32 reference first), reusing stored replays.
 
-    ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant.
+    ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant; ``sweep`` maps
+    (tag, case) -> the input sweep's artifacts (core/sweep.py), replayed under the reference variant only.
     """
     from groot_lib.backends import lerobot as lb
     from groot_lib.backends import contract, math_stack
@@ -251,13 +256,20 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
             key = content_key(fields)
             jobs.append(Job(tag, variant, key, entry_path(store_dir, "lerobot", tag, variant.name, key),
                             {"ref": ref, "source": source, "reference": reference}))
+        for (tag, case), art in (sweep or {}).items() if reference else ():  # the input sweep: one load for all
+            key = content_key({**base, "tag": tag, "variant": variant.name, "inputs": digest(art),
+                               "noise_mode": noise_mode, "sweep": case})
+            jobs.append(Job(tag, variant, key, entry_path(store_dir, "lerobot", f"{tag}.{case}", variant.name, key),
+                            {"ref": art, "source": art, "reference": True, "case": case}))
         return jobs
 
     def compute(loaded, job):
         start = time.perf_counter()
+        case = job.context.get("case")
         arrays = _compute(loaded, checkpoint, job.context["ref"], job.context["source"],
-                          reference=job.context["reference"], noise_mode=noise_mode, study=study, notes=result.notes,
-                          stage_mb=stage_mb, stages=stages, tolerances=(atol, rtol))
+                          reference=job.context["reference"], noise_mode=noise_mode, study=study and not case,
+                          notes=result.notes, stage_mb=0 if case else stage_mb, stages="off" if case else stages,
+                          tolerances=(atol, rtol))
         info = {"provenance": contract.provenance_once(lb, loaded),
                 "seconds": time.perf_counter() - start, "stages": stages}
         _write(job.path, job.key, arrays, info)
@@ -271,7 +283,8 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         """A stored replay, unless STAGES=auto now needs the stages it was stored without (new tolerances can turn
         a PASS into a FAIL): tolerances alone never recompute a replay that already has what the verdict needs."""
         stored = _read(job.path, job.key, result.notes)
-        if stored is None or not job.context["reference"] or stages != "auto" or not stage_mb:
+        if stored is None or not job.context["reference"] or stages != "auto" or not stage_mb \
+                or job.context.get("case"):
             return stored
         ref = job.context["ref"]
         if ref.stages and not any(k.startswith(STAGE) for k in stored[0]) and needs_localising(
@@ -284,9 +297,13 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     outcomes = get_or_compute(runnable, jobs_for, read=read,
                               load=load, compute=compute, timings=timings, failed=result.refused)
     for o in outcomes:
-        progress.note("consumer", f"{o.job.tag} {o.job.variant.name}: LeRobot {o.status}"
-                      + (f" in {o.seconds:.1f} s" if o.status == "computed" else ""))
-        result.replays[(o.job.tag, o.job.variant.name)] = Replay(o.job.tag, o.job.variant.name, o.status, *o.value,
-                                                                 path=o.job.path)
+        case = o.job.context.get("case")
+        progress.note("consumer", f"{o.job.tag} {o.job.variant.name}{f' sweep {case}' if case else ''}: LeRobot "
+                                  f"{o.status}" + (f" in {o.seconds:.1f} s" if o.status == "computed" else ""))
+        replay = Replay(o.job.tag, o.job.variant.name, o.status, *o.value, path=o.job.path)
+        if case:
+            result.sweep[(o.job.tag, case)] = replay
+        else:
+            result.replays[(o.job.tag, o.job.variant.name)] = replay
     result.timings = {k: round(v, 2) for k, v in timings.items()}
     return result

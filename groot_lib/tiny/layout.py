@@ -159,7 +159,7 @@ def recordings_provenance(which: str = "cpu", checkpoint: str | Path = TINY_CHEC
 
 
 def recordings_gap(seed: int, batch_size: int, variants: list[str], which: str = "cpu",
-                   checkpoint: str | Path = TINY_CHECKPOINT) -> str | None:
+                   checkpoint: str | Path = TINY_CHECKPOINT, sweep: int = 0) -> str | None:
     """None when the committed recordings cover these settings, else what they cover, what was asked, what to do."""
     root = recorded_root(which, checkpoint)
     provenance = recordings_provenance(which, checkpoint)
@@ -170,12 +170,14 @@ def recordings_gap(seed: int, batch_size: int, variants: list[str], which: str =
         return (f"no {which} recordings exist ({root} has no provenance.json); record them on a GPU machine with "
                 "bench/gpu/check.sh, or use RECORDINGS=cpu")
     missing = [v for v in variants if v not in provenance.get("variants", [])]
-    if (seed, batch_size) == (provenance.get("seed"), provenance.get("batch_size")) and not missing:
+    recorded_sweep = int(provenance.get("sweep", 0))
+    if (seed, batch_size) == (provenance.get("seed"), provenance.get("batch_size")) and not missing \
+            and sweep <= recorded_sweep:
         return None
     return (f"the recordings in {root} cover only seed={provenance.get('seed')}, batch_size="
-            f"{provenance.get('batch_size')}, variants={provenance.get('variants')}; asked for seed={seed}, "
-            f"batch_size={batch_size}, variants={variants}. Use those settings, or provide gr00t: "
-            "`make setup GR00T_SRC=/path/to/Isaac-GR00T`")
+            f"{provenance.get('batch_size')}, variants={provenance.get('variants')}, sweep<={recorded_sweep}; asked for "
+            f"seed={seed}, batch_size={batch_size}, variants={variants}, sweep={sweep}. Use those settings, or provide "
+            "gr00t: `make setup GR00T_SRC=/path/to/Isaac-GR00T`")
 
 
 def is_embedded_default(checkpoint: str | Path) -> bool:

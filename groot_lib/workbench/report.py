@@ -297,6 +297,12 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
         parts.append(_matrix(rows, precision))
         parts += [_tag_section(run_dir, tag, verdicts) for tag in dict.fromkeys(r["tag"] for r in rows)]
     parts.append("<h2>All verdicts</h2>" + _table(rows))
+    sweep = (verdicts or {}).get("sweep") or {}
+    if sweep.get("summary"):
+        parts.append(f"<h2>Input sweep</h2><p>{sweep['cases']} more observation(s) per embodiment (SWEEP; "
+                     "core/sweep.py): per check, max |delta| across the cases and the worst case with its inputs.</p>"
+                     + _table([{**r, "worst inputs": json.dumps(r["worst inputs"], ensure_ascii=False)}
+                               for r in sweep["summary"]]))
     if precision:
         parts.append("<h2>Precision study</h2><p>Cross-implementation gap at low precision vs k x the larger "
                      "same-implementation noise floor (max |delta| on action_pred, same initial noise).</p>"

@@ -49,6 +49,13 @@ def _check_detail(rows: list[dict]) -> tuple[str, str]:
     return status, detail
 
 
+def _sweep_by_tag(summary: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for row in summary:
+        grouped.setdefault(row["tag"], []).append(row)
+    return grouped
+
+
 def terminal_summary(*, code: int, index, banner: str, verdicts: dict | None, errors: list[str],
                      refused: dict[str, str] | None = None) -> str:
     lines = [f"gr00t-parity: {'PASS' if code == 0 else 'FAIL' if code == 1 else 'ERROR'} "
@@ -64,6 +71,13 @@ def terminal_summary(*, code: int, index, banner: str, verdicts: dict | None, er
             if row["verdict"] != "PASS":
                 detail += f" ({row['reason']})"
             lines.append(_line(row["tag"], f"precision {row['variant']}", row["verdict"], detail))
+    for tag, group in _sweep_by_tag((verdicts or {}).get("sweep", {}).get("summary", [])).items():
+        failed = [r for r in group if r["verdict"] != "PASS"]
+        worst = max(failed or group, key=lambda r: (r["max"] is None, r["max"] or 0))
+        detail = (f"{group[0]['cases']} cases; worst {worst['tensor']} ({worst['check']}): max|delta| "
+                  f"{fmt(worst['max'])} in {worst['worst case']}"
+                  + (f" ({worst['why']})" if failed else ""))
+        lines.append(_line(tag, "input sweep", "FAIL" if failed else "PASS", detail))
     suspect = [r for r in rows if r.get("flag") == "SUSPECT"]
     if suspect:
         lines.append(f"SUSPECT: {len(suspect)} check(s) pass atol/rtol but sit far above the gap rounding explains "

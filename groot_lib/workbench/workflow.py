@@ -286,7 +286,7 @@ def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, reco
 
 def record_references(*, variants: str | None = None, seed: int | None = None, batch_size: int | None = None,
                       device: str = "cpu", artifacts_root: Path | None = None,
-                      checkpoint: Path = tiny_layout.TINY_CHECKPOINT, stages: str = "auto") -> Path:
+                      checkpoint: Path = tiny_layout.TINY_CHECKPOINT, stages: str = "auto", sweep: int = 0) -> Path:
     """Run the producer LIVE on the tiny default into references/tiny (cpu) or references/tiny-cuda (a CUDA
     device), plus provenance.json.
 
@@ -308,7 +308,7 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
     staging = out.with_name(out.name + ".staging")
     params = {"checkpoint": str(checkpoint), "hf_home": str(tiny_layout.TINY_HF_HOME), "tags": "",
               "seed": seed, "batch_size": batch_size, "device": device, "variants": variants,
-              "output_dir": str(staging), "store_dir": str(artifacts_root or ""), "stages": stages}
+              "output_dir": str(staging), "store_dir": str(artifacts_root or ""), "stages": stages, "sweep": sweep}
     run_notebook(NOTEBOOKS / "producer.ipynb", staging / "producer.ipynb", kernel_name=ORIGINAL_KERNEL,
                  parameters=params, cwd=REPO)
     source = read_source(staging)
@@ -321,9 +321,11 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
         "producer": {**first.producer, "gpu": (first.producer.get("machine") or {}).get("gpu")},
         "checkpoint": first.checkpoint,
         "seed": seed, "batch_size": batch_size, "variants": find_variants(staging),  # refused ones are absent
+        "sweep": sweep,
         "refused": source.get("refused", {}),
         "command": ("bench/gpu/check.sh" if device.startswith("cuda") else "make record-references")
-                   + f" (python -m groot_lib.workbench.workflow record --device {device} --variants {variants})",
+                   + f" (python -m groot_lib.workbench.workflow record --device {device} --variants {variants}"
+                   + (f" --sweep {sweep}" if sweep else "") + ")",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (staging / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
@@ -402,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--checkpoint", type=Path, default=tiny_layout.TINY_CHECKPOINT,
                      help=f"a committed checkpoint (default the tiny default; {tiny_layout.VARIANTS_CHECKPOINT.name} "
                           "records into references/tiny-variants)")
+    rec.add_argument("--sweep", type=int, default=0, help="also record this many input-sweep cases per tag")
     rec.add_argument("--stages", default="auto", choices=settings.STAGES,
                      help="off: no named stages in the recordings (smaller; no divergence localisation on them)")
     up = sub.add_parser("record-upstream", help="run LeRobot's dump_original_n1_7.py (from LEROBOT_SRC) on the tiny "
@@ -414,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "record":
         print(record_references(variants=args.variants, device=args.device, artifacts_root=args.artifacts_root,
-                                checkpoint=args.checkpoint, stages=args.stages))
+                                checkpoint=args.checkpoint, stages=args.stages, sweep=args.sweep))
         return 0
     given = {knob.name: getattr(args, knob.name) for knob in settings.KNOBS}
     try:

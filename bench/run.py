@@ -128,13 +128,16 @@ def scaled_checkpoint(scale: int, seed: int, logs: Path) -> tuple[Path, Path, di
     return ckpt, hf_home, info
 
 
-def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Path, device: str) -> dict:
+def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Path, device: str,
+               variants: str = VARIANT, batch: int | None = None) -> dict:
     """``python -m groot_lib.workbench.workflow report`` as ``make report`` runs it, with fresh artifacts."""
     out_root, artifacts = work / "reports" / label, work / "artifacts" / label
     cmd = [sys.executable, "-m", "groot_lib.workbench.workflow", "report", "--checkpoint", str(ckpt), "--hf-home", str(hf_home),
-           "--variants", VARIANT, "--device", device, "--out-root", str(out_root), "--artifacts-root", str(artifacts)]
+           "--variants", variants, "--device", device, "--out-root", str(out_root), "--artifacts-root", str(artifacts)]
     if tags:
         cmd += ["--tags", tags]
+    if batch:
+        cmd += ["--batch-size", str(batch)]
     run = measure(f"report-{label}", cmd, work / "logs")
     # 1 = a verdict failed: the timings still stand. Anything else: the report is incomplete.
     run["verdicts"] = {0: "PASS", 1: "FAIL"}.get(run["rc"], f"DID NOT FINISH (exit {run['rc']})")
@@ -142,6 +145,8 @@ def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Pa
         run["error"] = f"`make report` ({label}) did not finish (exit {run['rc']}); see {run['log']}"
         log(f"{run['error']}:\n{tail(run['log'])}")
     found = sorted(out_root.glob("*/timings.json"))
+    run["sizes_mb"] = {"report folder": round(folder_bytes(out_root) / 2**20, 1),
+                       "artifact store": round(folder_bytes(artifacts) / 2**20, 1)}
     if found:
         run["timings"] = json.loads(found[-1].read_text())
         run["timings_source"] = str(found[-1].relative_to(REPO))
@@ -150,6 +155,54 @@ def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Pa
         run["timings"] = None
         run["timings_source"] = "missing: this workflow writes no timings.json"
     return run
+
+
+def folder_bytes(root: Path) -> int:
+    """Bytes under ``root``, each file once (a report's artifacts are hard links into the store)."""
+    seen, total = set(), 0
+    for path in root.rglob("*") if root.exists() else ():
+        if path.is_file():
+            stat = path.stat()
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                total += stat.st_size
+    return total
+
+
+REAL_CKPT = REPO / "build" / "real" / "gr00t-n1.7-3b-random"
+# (label, variants, tags): batch 1, fp32 alone, then with the bf16 study, then every tag
+REAL_RUNS = (("real fp32, 1 tag", "fp32-sdpa", ONE_TAG), ("real fp32+bf16, 1 tag", "fp32-sdpa,bf16-sdpa", ONE_TAG),
+             ("real fp32+bf16, all tags", "fp32-sdpa,bf16-sdpa", None))
+
+
+def real_size_section(result: dict) -> list[str]:
+    """The real N1.7-3B-size rows: per phase, model vs plumbing, peak RSS per kernel against the weights."""
+    runs, info = result.get("real") or {}, result["checkpoints"].get("real") or {}
+    if not runs:
+        return []
+    weights = info.get("weights_mb") or 0
+    rows = []
+    for label, run in runs.items():
+        p = (run.get("timings") or {}).get("phases") or {}
+        d = analyze(run) or {}
+        rss = (run.get("timings") or {}).get("peak_rss_mb") or {}
+        wall = run["seconds"]
+        rows.append([label, run["verdicts"], fmt(wall),
+                     " / ".join(fmt(p.get(f"{s} checkpoint load")) for s in ("producer", "consumer")),
+                     " / ".join(fmt(p.get(f"{s} compute")) for s in ("producer", "consumer")),
+                     fmt(p.get("consumer imports")), fmt(d.get("model")), fmt(d.get("plumbing")),
+                     fmt(None if not d.get("plumbing") else 100 * d["plumbing"] / wall, 0) + " %",
+                     " / ".join(f"{fmt(rss.get(k), 0)} ({fmt(rss[k] / weights, 2)}x)" if rss.get(k) and weights
+                                else "n/a" for k in ("producer kernel", "consumer kernel")),
+                     fmt(run["sizes_mb"]["artifact store"]), fmt(run["sizes_mb"]["report folder"])])
+    return ["## Real N1.7-3B size (random weights, batch 1)", "",
+            f"`{info.get('dir')}`: {fmt(weights / 1024, 1)} GB of fp32 weights. Schedule as `make report` chose it.", "",
+            table(["run", "verdicts", "wall s", "load s (producer / consumer)", "compute s (producer / consumer)",
+                   "LeRobot imports s", "model s", "plumbing s", "plumbing / wall", "peak RSS MB (x weights)",
+                   "artifact store MB", "report folder MB"], rows), "",
+            "plumbing = every busy second that is not LeRobot's import, a checkpoint load or model compute (kernel "
+            "starts, gr00t's imports inside the producer's cells, notebook I/O, artifact writes, plots, HTML). "
+            "Targets: peak RSS per kernel <= 1.15x the weights, plumbing <= 10% of the wall time.", ""]
 
 
 def cell_seconds(run_dir: Path) -> dict[str, float]:
@@ -337,6 +390,7 @@ def render(result: dict) -> str:
         md += ["## Cost vs number of tags (tiny)", "",
                table(["flow", "1 tag s", f"{n} tags s", "s per extra tag", "s per tag (average)"], rows), ""]
     md += memory_section(result), ""
+    md += real_size_section(result)
     md += ["Raw numbers, logs and executed notebooks: " + f"`{result['json']}`, `{result['work']}/`."]
     return "\n".join(md) + "\n"
 
@@ -421,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tag-sweep", action="store_true", help=f"skip the 1-tag ({ONE_TAG}) runs")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scaled checkpoint's weights")
+    parser.add_argument("--real-size", action="store_true",
+                        help=f"also the real N1.7-3B size ({REAL_CKPT.relative_to(REPO)}: `make real-size-checkpoint`)"
+                             ": fp32 and fp32+bf16 on 1 tag, fp32+bf16 on all tags, batch 1 (~10 min on 2 cores)")
+    parser.add_argument("--only-real-size", action="store_true", help="the real-size rows alone")
     args = parser.parse_args(argv)
 
     from groot_lib.workbench.kernels import ensure_jupyter_path
@@ -446,6 +504,17 @@ def main(argv: list[str] | None = None) -> int:
         result["checkpoints"]["tiny"] = {"dir": str(TINY_CKPT.relative_to(REPO)), "weights_mb": round(
             sum(p.stat().st_size for p in TINY_CKPT.glob("*.safetensors")) / 2**20, 1)}
         plan = [("tiny-all", None)] + ([] if args.no_tag_sweep else [("tiny-1", ONE_TAG)])
+        if args.only_real_size:
+            plan, args.skip_scaled, args.real_size = [], True, True
+        if args.real_size:  # first, while the page cache is still the machine's
+            if not (REAL_CKPT / "config.json").is_file():
+                raise BenchError(f"no real-size checkpoint at {REAL_CKPT.relative_to(REPO)}: "
+                                 "`make real-size-checkpoint` builds it (12.6 GB, ~3.5 min, needs gr00t)")
+            result["checkpoints"]["real"] = {"dir": str(REAL_CKPT.relative_to(REPO)), "weights_mb": round(
+                sum(p.stat().st_size for p in REAL_CKPT.glob("*.safetensors")) / 2**20, 1)}
+            result["real"] = {label: run_report(label.replace(" ", "-").replace(",", "").replace("+", "-"), REAL_CKPT,
+                                                REAL_CKPT.parent / "hf_home", tags, work, args.device, variants, batch=1)
+                              for label, variants, tags in REAL_RUNS}
         for label, tags in plan:
             result["bare"][label] = run_bare(label, TINY_CKPT, TINY_HF, tags, work, args.device)
             result["reports"][label] = run_report(label, TINY_CKPT, TINY_HF, tags, work, args.device)

@@ -77,6 +77,7 @@ with lb.load(L.TINY_CHECKPOINT, layout, variant=get_variant("fp32-sdpa"), device
                      "token swapped": {"after": swap_token}}.items():
         _pg.make_groot_pre_post_processors = _make
         plant(**kw)
+        loaded.extra.pop("pipelines", None)  # the backend keeps LeRobot's pipelines with the model: build anew
         pre = lb.preprocess(loaded, layout, art.raw)
         replay = Replay("libero_sim", "fp32-sdpa", "computed", {"action_pred": art.action_pred,
                                                                   **{PRE + k: v for k, v in pre.items()}})

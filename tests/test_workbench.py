@@ -111,8 +111,10 @@ def test_pages_are_offline_self_contained_and_open_with_a_verdict_matrix(report)
     matrix = page[page.index("<h2>Verdict matrix</h2>"):page.index("</table>", page.index("<h2>Verdict matrix</h2>"))]
     for tag in tiny_layout.EMBODIMENTS:
         assert f"href='#tag-{tag}'" in matrix and f"<section id='tag-{tag}'>" in page
-    assert matrix.count("class='pass'") == 3 * len(tiny_layout.EMBODIMENTS)  # model, preprocessor, precision
-    assert page.count("src='data:image/png;base64,") == len(tiny_layout.EMBODIMENTS)  # thumbnails travel inside
+    assert matrix.count("class='pass'") == 4 * len(tiny_layout.EMBODIMENTS)  # model, preprocessor, decoded, precision
+    # thumbnails travel inside: per tag the action_pred and the decoded-action heatmaps
+    assert page.count("src='data:image/png;base64,") == 2 * len(tiny_layout.EMBODIMENTS)
+    assert page.count(" decoded actions' src='data:image/png") == len(tiny_layout.EMBODIMENTS)
     assert "inside the valid 8 x 7 region, 0 in padding" in text_of(index)
     for name in ("index.html", "consumer.html", "producer.html"):
         html_text = (index.parent / name).read_text()
@@ -358,7 +360,7 @@ def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
     assert "recorded on cuda" in verdicts["source"]["banner"]
     # the CUDA recordings carry their stages: compared at the cpu/cuda threshold, none above it when clean
     stages = verdicts["tags"][TAG]["stages"]
-    assert len(stages["stages"]) == 40 and verdicts["first_divergence"][TAG] is None, stages.get("notes")
+    assert len(stages["stages"]) == 44 and verdicts["first_divergence"][TAG] is None, stages.get("notes")
 
 
 def test_clean_tags_skip_lerobots_stage_work_under_stages_auto(report):

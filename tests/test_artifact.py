@@ -88,11 +88,15 @@ def test_atomic_write_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch)
     path = save_artifact(tmp_path / "gr1.npz", **_payload())
     before = path.read_bytes()
 
-    def exploding_savez(file, **arrays):
-        file.write(b"PK\x03\x04 partial garbage")
-        raise OSError("disk full")
+    written = []
 
-    monkeypatch.setattr(art.np, "savez_compressed", exploding_savez)
+    def exploding_write(member, array, **kwargs):  # the second member dies half-written, as a full disk would
+        member.write(b"\x93NUMPY partial garbage")
+        written.append(array)
+        if len(written) > 1:
+            raise OSError("disk full")
+
+    monkeypatch.setattr(art.np.lib.format, "write_array", exploding_write)
     with pytest.raises(OSError, match="disk full"):
         save_artifact(path, **_payload(seed=99))
     assert path.read_bytes() == before

@@ -74,6 +74,12 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    try:  # glibc keeps freed heap pages (the old model's) mapped; hand them back before the next load
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
 
 
 def setup_notebook(checkpoint: str | None, hf_home: str | None, *, offline: bool = True) -> tuple[str, dict]:

@@ -44,12 +44,25 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return _replace_from_temp(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
 
 
+STORE_FLOATS_ABOVE = 1 << 20  # bytes: float arrays this large are stored, not deflated (see atomic_save_npz)
+
+
 def atomic_save_npz(path: str | os.PathLike, arrays: dict) -> Path:
-    """``np.savez_compressed`` + fsync, then rename (numpy would otherwise append '.npz' to the temp name)."""
+    """An ``.npz`` (what ``np.load`` reads) + fsync, then rename (numpy would otherwise append '.npz' to the temp
+    name). Members are deflated like ``np.savez_compressed``, except float arrays over 1 MiB: activations barely
+    compress (8% at real size) and deflate runs at ~26 MB/s, 1.5 s per real-size artifact for nothing."""
+    import zipfile
+
     import numpy as np
 
     def fill(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+            for key, value in arrays.items():
+                array = np.asanyarray(value)
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                big_float = array.dtype.kind == "f" and array.nbytes > STORE_FLOATS_ABOVE
+                info.compress_type = zipfile.ZIP_STORED if big_float else zipfile.ZIP_DEFLATED
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
 
     return _replace_from_temp(Path(path), fill, fsync=True)

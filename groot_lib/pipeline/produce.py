@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,7 +152,9 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     stage_mb = settings.value("stage_mb", stage_mb) if settings.value("stages", stages) != "off" else 0
     device = process.resolve_device(settings.value("device", device))
     runnable, refused = plan(settings.parse_list(variants), device, kernel=ob.KERNEL)
-    status = ob.identity()
+    started = time.perf_counter()
+    status = ob.identity()  # imports gr00t (and with it torch and transformers): the producer's import phase
+    imported = round(time.perf_counter() - started, 2)
     if not status["available"]:
         if allow_recorded and tiny_layout.is_embedded(checkpoint):
             return use_recordings(checkpoint, output_dir, tags, [v.name for v in runnable], seed=seed,
@@ -248,6 +251,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
             continue
         path = publish(o.job.path, artifact_path(output_dir, o.job.tag, o.job.variant.name))
         result.artifacts.setdefault(o.job.tag, {})[o.job.variant.name] = path
-    result.timings = {k: round(v, 2) for k, v in timings.items()} | {"peak_rss_mb": runinfo.peak_rss_mb()}
+    result.timings = {k: round(v, 2) for k, v in timings.items()} | {"imports": imported,
+                                                                      "peak_rss_mb": runinfo.peak_rss_mb()}
     handoff.write_source(output_dir, result.source_info(gr00t=status, store=str(store_dir), machine=base["machine"]))
     return result

@@ -41,6 +41,7 @@ def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | 
             phases[f"{name} kernel start"] = cell_timings(executed)["kernel start"]
         phases[f"{name} checkpoint load"] = done.get("checkpoint load")
         phases[f"{name} compute"] = done.get("compute")
+    phases["producer imports"] = kernels["producer"].get("imports")
     phases["consumer imports"] = kernels["consumer"].get("imports")
     phases["consumer waited for producer"] = kernels["consumer"].get("waited for producer")
     phases["plots"] = kernels["consumer"].get("plots")

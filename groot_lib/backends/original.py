@@ -39,6 +39,15 @@ def identity() -> dict[str, Any]:
             "files": found["files"]}
 
 
+def import_stack() -> None:
+    """torch, transformers and gr00t's model classes: what ``load`` needs, imported up front so a report can
+    time imports apart from loading."""
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    import gr00t.model  # noqa: F401
+
+
 def require_gr00t() -> dict[str, Any]:
     status = identity()
     if not status["available"]:

@@ -179,11 +179,10 @@ pd.DataFrame(report.replays.rows())
     code("""
 from groot_lib.compare.tensors import verdict_table
 
-from groot_lib.compare.numbers import fmt
+from groot_lib.compare.numbers import fmt, verdict_styled
 
-table = verdict_table([c for r in results for c in r.comparisons])
-colours = {"FAIL": "background:#fdd", "PASS": "background:#dfd", "SUSPECT": "background:#fe9"}
-table.style.apply(lambda col: [colours.get(v, "") for v in col], subset=["verdict", "flag"]).format(fmt)
+verdict_styled(verdict_table([c for r in results for c in r.comparisons]).to_dict("records"),
+               columns=("verdict", "flag"))
 """),
     md("""
 ## Where: |delta| over action horizon x action dim (max over the batch)
@@ -230,9 +229,7 @@ and outside the checkpoint's range. Per check: max |delta| across the cases and 
 if not report.sweep:
     print("no input sweep (SWEEP=0): SWEEP=N adds N observations per embodiment")
 else:
-    display(pd.DataFrame([s.as_row() for s in report.sweep_summary]).style.apply(
-        lambda col: ["background:#fdd" if v == "FAIL" else "background:#dfd" for v in col], subset=["verdict"]
-    ).format(fmt, subset=["min max|delta|", "median", "max"]))
+    display(verdict_styled([s.as_row() for s in report.sweep_summary], numbers=["min max|delta|", "median", "max"]))
     for r in report.sweep:
         for c in r.comparisons:
             if not c.passed:
@@ -297,9 +294,7 @@ cross gap <= k x the larger noise floor (the rule FlashAttention's tests use).
 if not report.precision:
     print("no precision study: run the producer with a low-precision variant, e.g. variants='fp32-sdpa,bf16-sdpa'")
 else:
-    display(pd.DataFrame([v.as_row() for v in report.precision]).style.apply(
-        lambda col: ["background:#fdd" if v == "FAIL" else "background:#dfd" for v in col], subset=["verdict"]
-    ).format(fmt))
+    display(verdict_styled([v.as_row() for v in report.precision]))
     display(pd.DataFrame([g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps]).style.format(fmt))
 """),
     code("""

@@ -379,6 +379,14 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def _replace_dir(staged: Path, final: Path) -> Path:
+    """A fully written ``staged`` folder takes ``final``'s place (never half a checkpoint under its real name)."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staged, final)
+    return final
+
+
 def checkpoint_name(scale: int = 1, real: bool = False) -> str:
     if real:
         return "gr00t-n1.7-3b-random"
@@ -435,13 +443,9 @@ def generate(out_root: Path, seed: int = 0, scale: int = 1, real: bool = False) 
         _randomize(model.action_head, seed + 2)
         _save_sharded(model.state_dict(), ckpt, REAL_SHARD_BYTES if real else None)
 
-        final_ckpt, final_home = out_root / ckpt.name, out_root / "hf_home"
         out_root.mkdir(parents=True, exist_ok=True)
-        for src, dst in ((ckpt, final_ckpt), (hf_home, final_home)):
-            if dst.exists():
-                shutil.rmtree(dst)
-            os.replace(src, dst)
-        return final_ckpt
+        _replace_dir(hf_home, out_root / "hf_home")
+        return _replace_dir(ckpt, out_root / ckpt.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -462,10 +466,7 @@ def generate_variants(seed: int = 0) -> Path:
         _write_json(staging / "processor_config.json", _processor_config(L.VARIANT_EMBODIMENTS))
         _write_json(staging / "statistics.json", _statistics(np.random.default_rng(seed + 100), L.VARIANT_EMBODIMENTS))
         _write_json(staging / "embodiment_id.json", dict(L.VARIANT_IDS))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-        return out
+        return _replace_dir(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

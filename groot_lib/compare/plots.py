@@ -89,7 +89,9 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
     ax.set_ylabel("action horizon step")
     if title:
         ax.set_title(title)
-    if handles:
+    if handles and dim_labels is not None:  # named, rotated ticks are tall: the legend goes below the figure's axes
+        fig.legend(handles=handles, loc="outside lower left", ncol=len(handles), fontsize="small", frameon=False)
+    elif handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), borderaxespad=4.2,
                   ncol=len(handles), fontsize="small", frameon=False)  # pad (font units) clears the xlabel
     return fig

@@ -1,7 +1,7 @@
 # gr00t-parity workbench.
 #   make setup [GR00T_SRC=/path/to/Isaac-GR00T]   build the three envs (incremental;
 #                                                  GR00T_SRC is remembered, =none drops it)
-#   make kernels | doctor | test | report | record-references
+#   make kernels | doctor | test | report | record-references | export-upstream | bench
 #   make report CKPT=... TAGS=... SEED=... ATOL=... RTOL=... DEVICE=... VARIANTS=... PRECISION_K=...
 # Envs are described by environment-*.yml; groot_lib/envs.py turns them into
 # $(ENVS)/<name> and rebuilds one only when its YAML (or GR00T_SRC) changed.

@@ -40,21 +40,39 @@ def _post(url: str, body: dict):
         return json.loads(response.read())
 
 
+def _request(msg_type: str, content: dict, session: str) -> tuple[str, str]:
+    msg_id = uuid.uuid4().hex
+    return msg_id, json.dumps({"header": {"msg_id": msg_id, "username": "test", "session": session,
+                                          "msg_type": msg_type, "version": "5.3"},
+                               "parent_header": {}, "metadata": {}, "channel": "shell", "content": content})
+
+
 async def _execute(ws_url: str, code: str, timeout: float = 120) -> str:
-    """Send one execute_request over the kernel's websocket; return its stdout."""
+    """Wait until the kernel answers a kernel_info_request over its websocket (a request sent to a kernel that
+    is still starting can be lost, as Jupyter clients know), then send one execute_request; return its stdout."""
     import asyncio
 
     from tornado.httpclient import HTTPRequest
     from tornado.websocket import websocket_connect
 
     conn = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {TOKEN}"}))
-    msg_id = uuid.uuid4().hex
-    await conn.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
-                   "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}}))
-    out, deadline = [], time.monotonic() + timeout
+    session, deadline = uuid.uuid4().hex, time.monotonic() + timeout
+    ready = False
+    while not ready:
+        assert time.monotonic() < deadline, f"the kernel at {ws_url} never answered kernel_info_request"
+        info_id, request = _request("kernel_info_request", {}, session)
+        await conn.write_message(request)
+        try:
+            while not ready:
+                msg = json.loads(await asyncio.wait_for(conn.read_message(), timeout=5))
+                ready = (msg.get("parent_header", {}).get("msg_id") == info_id
+                         and msg["msg_type"] == "kernel_info_reply")
+        except asyncio.TimeoutError:
+            continue  # asked too early: ask again
+    msg_id, request = _request("execute_request", {"code": code, "silent": False, "store_history": False,
+                                                   "user_expressions": {}, "allow_stdin": False}, session)
+    await conn.write_message(request)
+    out = []
     while time.monotonic() < deadline:
         raw = await asyncio.wait_for(conn.read_message(), timeout=deadline - time.monotonic())
         msg = json.loads(raw)

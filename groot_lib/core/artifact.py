@@ -23,6 +23,7 @@ REQUIRED_KEYS = ("meta::schema", "meta::embodiment_tag", "meta::seed", "meta::pr
                  "meta::checkpoint", "out::action_pred")
 _REGEN = "re-run the producer (make report) to regenerate it"
 _SECTIONS = {"raw::": "raw", "in::": "inputs", "out::": "outputs", "stage::": "stages"}
+_ACTION_CHUNKS = ("out::action_pred", "out::decoded_action")  # float32 (B, horizon, action_dim) when present
 
 
 @dataclass
@@ -78,14 +79,10 @@ def find_artifacts(directory: str | Path, variant: str = DEFAULT_VARIANT) -> dic
     if not directory.is_dir():
         raise ArtifactError(f"Artifact directory {directory} does not exist.\n"
                             f"  Hint: {_REGEN}.", path=directory)
-    from groot_lib.core.upstream import tag_from_name
-
     found = {}
     for p in sorted(directory.glob("*.npz")):
-        tag, sep, var = p.stem.partition("__")
-        if tag_from_name(p):  # upstream's original_n1_7_<tag>.npz: fp32 by construction
-            tag, sep, var = tag_from_name(p), "", ""
-        if (var if sep else DEFAULT_VARIANT) == variant and tag:
+        tag, var = _name_parts(p)
+        if var == variant and tag:
             if tag in found:
                 raise ArtifactError(f"{directory} holds two artifacts for {tag!r}: {found[tag].name} and {p.name}; "
                                     "keep one", path=directory)
@@ -93,10 +90,21 @@ def find_artifacts(directory: str | Path, variant: str = DEFAULT_VARIANT) -> dic
     return found
 
 
+def _name_parts(path: Path) -> tuple[str, str]:
+    """(tag, variant) from a file name: ``<tag>.npz``, ``<tag>__<variant>.npz``, or upstream's
+    ``original_n1_7_<tag>.npz`` (fp32 by construction)."""
+    from groot_lib.core.upstream import tag_from_name
+
+    upstream_tag = tag_from_name(path)
+    if upstream_tag:
+        return upstream_tag, DEFAULT_VARIANT
+    tag, sep, variant = path.stem.partition("__")
+    return tag, variant if sep else DEFAULT_VARIANT
+
+
 def find_variants(directory: str | Path) -> list[str]:
     """Variants present in ``directory`` (fp32 reference first), by file name."""
-    names = {(p.stem.partition("__")[2] or DEFAULT_VARIANT) if not p.name.startswith("original_n1_7_")
-             else DEFAULT_VARIANT for p in Path(directory).glob("*.npz")}
+    names = {_name_parts(p)[1] or DEFAULT_VARIANT for p in Path(directory).glob("*.npz")}
     return sorted(names, key=lambda n: (n != DEFAULT_VARIANT, n))
 
 
@@ -105,10 +113,7 @@ def _check_array(key: str, arr: np.ndarray, path: Path) -> None:
         raise SchemaError(f"Cannot save {path}: key '{key}' has object dtype; artifacts hold "
                           "plain numeric/unicode arrays only (convert strings with np.array(..., dtype=str)).",
                           path=path, key=key)
-    if key == "out::action_pred" and (arr.dtype != np.float32 or arr.ndim != 3):
-        raise SchemaError(f"Cannot save {path}: '{key}' must be float32 (B, horizon, action_dim), "
-                          f"got {arr.dtype} {arr.shape}.", path=path, key=key)
-    if key == "out::decoded_action" and (arr.dtype != np.float32 or arr.ndim != 3):
+    if key in _ACTION_CHUNKS and (arr.dtype != np.float32 or arr.ndim != 3):
         raise SchemaError(f"Cannot save {path}: '{key}' must be float32 (B, horizon, action_dim), "
                           f"got {arr.dtype} {arr.shape}.", path=path, key=key)
     if key.startswith("raw::video.") and (arr.dtype != np.uint8 or arr.ndim != 5):
@@ -230,7 +235,7 @@ def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
     if missing:
         raise SchemaError(f"Artifact {path} is missing required keys: {', '.join(missing)}.\n"
                           f"  Hint: {_REGEN}.", path=path, key=missing[0])
-    for key in ("out::action_pred", "out::decoded_action"):
+    for key in _ACTION_CHUNKS:
         arr = data.get(key)
         if arr is not None and (arr.dtype != np.float32 or arr.ndim != 3):
             raise SchemaError(f"Artifact {path}: '{key}' must be float32 (B, horizon, action_dim), "

@@ -71,9 +71,20 @@ class SweepCase:
                 "prompts": list(self.prompts)}
 
 
+SWEEP_DIR = "sweep"  # <artifacts>/sweep/<case>/<tag>.npz, and the same under a report's lerobot/ folder
+
+
 def case_name(index: int) -> str:
-    """Where case ``index`` lives: ``<artifacts>/sweep/<case_name>/<tag>.npz``."""
     return f"case-{index:02d}"
+
+
+def case_path(root, case: str, tag: str):
+    """Where ``tag``'s artifact (or LeRobot replay) of sweep ``case`` lives under ``root``."""
+    from pathlib import Path
+
+    from groot_lib.core.artifact import artifact_path
+
+    return artifact_path(Path(root) / SWEEP_DIR / case, tag)
 
 
 # (batch, images, real resolution?, states, prompt picks). The first two alone cover every kind of input (the

@@ -134,33 +134,24 @@ def export(artifact, directory: Path) -> Path:
     """Write ``artifact`` as ``<directory>/original_n1_7_<tag>.npz`` in upstream's format (atomically).
 
     Floats go out as float32 with their dtype recorded as upstream does (``torch.float32``), integers as int64."""
-    import os
-    import tempfile
+    from groot_lib.core.atomic import _replace_from_temp
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     flat, dtypes = {}, []
     for name, value in artifact.inputs.items():
         array = np.asarray(value)
         key = f"in::{name}"
         flat[key] = array.astype(np.float32) if array.dtype.kind == "f" else array.astype(np.int64)
         dtypes.append((key, "torch.float32" if array.dtype.kind == "f" else "torch.int64"))
-    target = directory / upstream_name(artifact.embodiment_tag)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as out:
+
+    def fill(tmp: Path) -> None:  # upstream's format: np.savez, with its two pickled dtype lists
+        with open(tmp, "wb") as out:
             np.savez(out, action_pred=np.asarray(artifact.action_pred, dtype=np.float32),
                      seed=np.array(int(artifact.seed)), device=np.array(str(artifact.producer.get("device", "cpu"))),
                      embodiment_tag=np.array(artifact.embodiment_tag),
                      meta_keys=np.array([k for k, _ in dtypes], dtype=object),
                      meta_dtypes=np.array([d for _, d in dtypes], dtype=object), **flat)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+
+    return _replace_from_temp(Path(directory) / upstream_name(artifact.embodiment_tag), fill, fsync=True)
 
 
 def check_against(artifact, layout) -> list[str]:

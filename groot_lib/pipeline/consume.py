@@ -103,8 +103,10 @@ def load_artifacts(artifacts_dir, checkpoint: Path, tags=None, variants=None, *,
 
 
 def load_sweep(artifacts_dir, checkpoint: Path, tags: list[str]) -> dict[tuple[str, str], Artifact]:
-    """(tag, case) -> the input sweep's artifacts (``<artifacts>/sweep/<case>/<tag>.npz``), fingerprint-checked."""
-    root = Path(artifacts_dir) / "sweep"
+    """(tag, case) -> the input sweep's artifacts (``core.sweep.case_path``), fingerprint-checked."""
+    from groot_lib.core.sweep import SWEEP_DIR
+
+    root = Path(artifacts_dir) / SWEEP_DIR
     if not root.is_dir():
         return {}
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
@@ -247,18 +249,10 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in artifacts[DEFAULT_VARIANT]}
     statistics = ckpt.read_json(checkpoint / "statistics.json")
     decoder = TokenDecoder(checkpoint)
-    swept = []
-    for (tag, case), artifact in sweep.items():
-        replay = replays.sweep[(tag, case)]
-        checks = [model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode, layout=layouts[tag]),
-                  *preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag],
-                                       statistics=statistics.get(tag, {}), decode=decoder)]
-        decoded, _ = decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag])
-        swept.append(SweepCaseResult(tag, case, artifact.extra.get("sweep_case", {"case": case}),
-                                     checks + ([decoded] if decoded else [])))
-    results = []
-    for tag, artifact in artifacts[DEFAULT_VARIANT].items():
-        replay = replays.replays[(tag, DEFAULT_VARIANT)]
+
+    def checks(tag: str, replay, artifact: Artifact):
+        """Model, preprocessor and decoded-action parity of one artifact: (model, [preprocessor], decoded, why no
+        decoded), the same for a tag's fixed observation and for each input-sweep case."""
         model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode, layout=layouts[tag])
         if artifact.extra.get("upstream"):
             model.notes += _upstream_notes(artifact, layouts[tag], replay)
@@ -268,8 +262,18 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
         else:
             pre = []
             model.notes.append(f"preprocessor parity not compared: {artifact.path.name} holds no raw observations")
+        return (model, pre, *decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag]))
+
+    swept = []
+    for (tag, case), artifact in sweep.items():
+        model, pre, decoded, _ = checks(tag, replays.sweep[(tag, case)], artifact)
+        swept.append(SweepCaseResult(tag, case, artifact.extra.get("sweep_case", {"case": case}),
+                                     [model, *pre, *([decoded] if decoded else [])]))
+    results = []
+    for tag, artifact in artifacts[DEFAULT_VARIANT].items():
+        replay = replays.replays[(tag, DEFAULT_VARIANT)]
+        model, pre, decoded, decoded_missing = checks(tag, replay, artifact)
         stages, missing = stage_parity(replay, artifact)
-        decoded, decoded_missing = decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag])
         results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
                                  seconds=replay.seconds, stages=stages, stages_missing=missing,
                                  preprocessing_effect=_preprocessing_effect(replay), decoded=decoded,
@@ -368,19 +372,16 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
     from groot_lib.core import machine
     from groot_lib.core import runinfo
     published = report.replays.publish(Path(output_dir) / "lerobot")
-    figures = {}
-    for result, (_, png) in zip(report.results, report.heatmaps()):
-        if isinstance(png, bytes):  # the index page embeds these as thumbnails
-            figures[result.tag] = atomic_write_bytes(Path(output_dir) / "figures" / f"{result.tag}.png", png).name
-    stage_figures = {}
-    for tag, _, png in report.stage_figures():  # the same profiles the notebook shows, for the index page
-        stage_figures[tag] = "figures/" + atomic_write_bytes(Path(output_dir) / "figures" / f"{tag}-stages.png",
-                                                             png).name
-    decoded_figures = {}
-    for result, (_, png) in zip(report.results, report.decoded_heatmaps()):
-        if isinstance(png, bytes):
-            decoded_figures[result.tag] = "figures/" + atomic_write_bytes(
-                Path(output_dir) / "figures" / f"{result.tag}-decoded.png", png).name
+
+    def saved(pngs, suffix: str = "") -> dict[str, str]:
+        """tag -> 'figures/<tag><suffix>.png' for the figures the notebook showed (the index page embeds them);
+        a tag whose entry is text (why there is no figure) has none."""
+        return {tag: "figures/" + atomic_write_bytes(Path(output_dir) / "figures" / f"{tag}{suffix}.png", png).name
+                for tag, png in pngs if isinstance(png, bytes)}
+
+    figures = saved((r.tag, png) for r, (_, png) in zip(report.results, report.heatmaps()))
+    stage_figures = saved(((tag, png) for tag, _, png in report.stage_figures()), "-stages")
+    decoded_figures = saved(((r.tag, png) for r, (_, png) in zip(report.results, report.decoded_heatmaps())), "-decoded")
     provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]
     payload = {
         "passed": report.passed,
@@ -406,7 +407,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "refused": report.refused,
         "replays": report.replays.rows(),
         "published": [p.name for p in published],
-        "figures": {tag: f"figures/{name}" for tag, name in figures.items()},
+        "figures": figures,
         "stage_figures": stage_figures,
         "decoded_figures": decoded_figures,
         "reused": report.reused,

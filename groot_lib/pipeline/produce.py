@@ -20,7 +20,7 @@ from groot_lib.core.artifact import SCHEMA, artifact_path, load_artifact, save_a
 from groot_lib.core.errors import MissingPackageError, ParityError
 from groot_lib.core import sweep as input_sweep
 from groot_lib.core.observations import OBSERVATION_RECIPE, build_observations
-from groot_lib.core.sweep import SWEEP_RECIPE
+from groot_lib.core.sweep import SWEEP_RECIPE, case_path
 from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, publish
 from groot_lib.core.variants import plan
 from groot_lib.pipeline import handoff, progress
@@ -31,7 +31,6 @@ from groot_lib.tiny import layout as tiny_layout
 PRODUCER_CODE = ("pipeline.produce", "pipeline.driver", "backends.original", "backends.contract", "backends.stages",
                  "backends.noise", "backends.tensors", "backends.math_stack", "core.observations", "core.checkpoint",
                  "core.artifact", "core.variants", "core.code_identity", "core.machine", "core.sweep")
-SWEEP_DIR = "sweep"  # <artifacts>/sweep/<case>/<tag>.npz: the input sweep's artifacts (reference variant only)
 
 
 @dataclass
@@ -67,19 +66,20 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
     banner = (f"original outputs: recorded on {ran_on} with gr00t {provenance.get('gr00t_commit', '?')[:12]}, "
               f"torch {where.get('torch', '?')}, not run live ({reason}); {handoff.RECORDED_DRIFT}")
     result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))
+    root = tiny_layout.recorded_root(which, checkpoint)
+
+    def copied(src: Path, dst: Path) -> Path:
+        load_artifact(src, expected_fingerprint=expected)  # refuse stale recordings early
+        return atomic_copy(src, dst)
+
     for tag in tags:
         for variant in variants:
-            src = artifact_path(tiny_layout.recorded_root(which, checkpoint), tag, variant)
-            load_artifact(src, expected_fingerprint=expected)  # refuse stale recordings early
-            dst = atomic_copy(src, artifact_path(output_dir, tag, variant))
+            dst = copied(artifact_path(root, tag, variant), artifact_path(output_dir, tag, variant))
             result.artifacts.setdefault(tag, {})[variant] = dst
             result.rows.append({"tag": tag, "variant": variant, "status": "recorded", "artifact": dst.name})
             progress.note("producer", f"{tag} {variant}: recorded (gr00t not installed)")
-        for i in range(sweep):
-            name = input_sweep.case_name(i)
-            src = artifact_path(tiny_layout.recorded_root(which, checkpoint) / SWEEP_DIR / name, tag)
-            load_artifact(src, expected_fingerprint=expected)
-            atomic_copy(src, artifact_path(output_dir / SWEEP_DIR / name, tag))
+        for name in map(input_sweep.case_name, range(sweep)):
+            copied(case_path(root, name, tag), case_path(output_dir, name, tag))
             result.rows.append({"tag": tag, "variant": variants[0], "status": "recorded", "case": name})
     handoff.write_source(output_dir, result.source_info(recording=provenance))
     return result
@@ -249,7 +249,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         result.rows.append({"tag": o.job.tag, "variant": o.job.variant.name, "status": o.status,
                             "seconds": round(o.seconds, 2), "key": o.job.key, **({"case": case.name} if case else {})})
         if case:
-            publish(o.job.path, artifact_path(output_dir / SWEEP_DIR / case.name, o.job.tag))
+            publish(o.job.path, case_path(output_dir, case.name, o.job.tag))
             continue
         path = publish(o.job.path, artifact_path(output_dir, o.job.tag, o.job.variant.name))
         result.artifacts.setdefault(o.job.tag, {})[o.job.variant.name] = path

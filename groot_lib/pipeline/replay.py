@@ -105,10 +105,11 @@ class ReplaySet:
     def publish(self, directory) -> list[Path]:
         """Hard-link every replay's store entry into ``directory`` (a report keeps what it was judged on)."""
         from groot_lib.core.store import publish
+        from groot_lib.core.sweep import case_path
 
         return [publish(r.path, Path(directory) / f"{r.tag}__{r.variant}.npz")
                 for r in self.replays.values() if r.path is not None and r.path.is_file()] + \
-               [publish(r.path, Path(directory) / "sweep" / case / f"{tag}.npz")
+               [publish(r.path, case_path(directory, case, tag))
                 for (tag, case), r in self.sweep.items() if r.path is not None and r.path.is_file()]
 
     @property

@@ -19,10 +19,12 @@ DEFAULT_OUT = tiny_layout.REPO_ROOT / "build" / "upstream"
 
 
 def newest_report(root: Path = tiny_layout.REPO_ROOT / "reports") -> Path:
-    runs = sorted(p for p in Path(root).glob("2*") if (p / "artifacts").is_dir())
+    from groot_lib.workbench.report import report_folders
+
+    runs = [p for p in report_folders(root) if (p / "artifacts").is_dir()]
     if not runs:
         raise ParityError(f"no report folder with artifacts under {root}: run `make report SEED=42` first")
-    return runs[-1]
+    return runs[0]
 
 
 def export_upstream(report: Path, out: Path = DEFAULT_OUT) -> list[Path]:

@@ -54,15 +54,19 @@ def export_html(notebook: Path, *, hide_code: bool = True) -> Path:
 REPORT_STAMP = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 
 
+def report_folders(root: Path) -> list[Path]:
+    """The ``<UTC stamp>`` report folders under ``root``, newest first."""
+    return sorted((p for p in Path(root).iterdir() if p.is_dir() and REPORT_STAMP.match(p.name)),
+                  key=lambda p: p.name, reverse=True) if Path(root).is_dir() else []
+
+
 def clean_reports(root: Path, keep: int) -> list[Path]:
     """Remove all but the ``keep`` newest report folders under ``root`` (only ``<UTC stamp>`` folders)."""
     import shutil
 
     if keep < 0:
         raise ValueError(f"KEEP must be >= 0, got {keep}")
-    folders = sorted((p for p in Path(root).iterdir() if p.is_dir() and REPORT_STAMP.match(p.name)),
-                     key=lambda p: p.name, reverse=True) if Path(root).is_dir() else []
-    removed = folders[keep:]
+    removed = report_folders(root)[keep:]
     for folder in removed:
         shutil.rmtree(folder)
     return removed

@@ -83,7 +83,9 @@ def checked_attention(backbone: Any, variant: Variant, *, what: str) -> str | No
 
 @contextmanager
 def holding(loaded: Loaded) -> Iterator[Loaded]:
-    """Yield a loaded model, then let it go and give its memory back (the next variant loads alone)."""
+    """Yield a loaded model, then let it go and give its memory back (the next variant, or the consumer once
+    the producer has published, loads alone). The caller keeps no other reference to the model: one left in
+    a frame would be freed only after the trim, and glibc would keep its pages."""
     try:
         yield loaded
     finally:

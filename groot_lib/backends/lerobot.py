@@ -76,9 +76,11 @@ def load(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, device
     policy = GrootPolicy.from_pretrained(str(checkpoint), config=_config(checkpoint, layout, variant=variant,
                                                                          device=device))
     policy.eval().to(device)
-    model = policy._groot_model
-    attention = contract.checked_attention(model.backbone.model, variant, what="LeRobot's Qwen3-VL backbone")
-    with contract.holding(Loaded(model, Path(checkpoint), variant, device, attention, {"policy": policy})) as loaded:
+    attention = contract.checked_attention(policy._groot_model.backbone.model, variant,
+                                           what="LeRobot's Qwen3-VL backbone")
+    loaded = Loaded(policy._groot_model, Path(checkpoint), variant, device, attention, {"policy": policy})
+    del policy  # holding() frees the model: no other reference may outlive it
+    with contract.holding(loaded):
         yield loaded
 
 

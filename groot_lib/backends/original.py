@@ -78,8 +78,9 @@ def load(checkpoint: Path, layout: EmbodimentLayout | None, *, variant: Variant,
     attention = contract.checked_attention(model.backbone.model, variant, what="gr00t's Qwen3-VL backbone")
     processor = AutoProcessor.from_pretrained(str(checkpoint))
     processor.eval()
-    with contract.holding(Loaded(model, Path(checkpoint), variant, device, attention,
-                                 {"processor": processor, "status": status})) as loaded:
+    loaded = Loaded(model, Path(checkpoint), variant, device, attention, {"processor": processor, "status": status})
+    del model, processor  # holding() frees the model: no other reference may outlive it
+    with contract.holding(loaded):
         yield loaded
 
 

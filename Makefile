@@ -81,13 +81,14 @@ $(ENVS)/.gr00t-src: FORCE
 	@if [ -n "$(GR00T_SRC)" ]; then echo "$(GR00T_SRC)" | cmp -s - $@ || echo "$(GR00T_SRC)" > $@; \
 	 elif [ ! -f $@ ]; then : > $@; fi
 
-$(ENVS)/tools/$(STAMP): environment-tools.yml $(BOOT)/bin/uv
+# envs.py is a prerequisite: a change to how envs are built (e.g. compiling bytecode) reaches existing envs.
+$(ENVS)/tools/$(STAMP): environment-tools.yml groot_lib/workbench/envs.py $(BOOT)/bin/uv
 	$(ENVBUILD) $< $(ENVS)/tools $(if $(PY312),--python $(PY312))
 
-$(ENVS)/lerobot/$(STAMP): environment-lerobot.yml $(BOOT)/bin/uv
+$(ENVS)/lerobot/$(STAMP): environment-lerobot.yml groot_lib/workbench/envs.py $(BOOT)/bin/uv
 	$(ENVBUILD) $< $(ENVS)/lerobot $(if $(PY312),--python $(PY312))
 
-$(ENVS)/original/$(STAMP): environment-original.yml $(ENVS)/.gr00t-src $(BOOT)/bin/uv
+$(ENVS)/original/$(STAMP): environment-original.yml $(ENVS)/.gr00t-src groot_lib/workbench/envs.py $(BOOT)/bin/uv
 	$(ENVBUILD) $< $(ENVS)/original $(if $(PY310),--python $(PY310)) \
 	  $(if $(GR00T_SRC),--gr00t-src '$(GR00T_SRC)')
 

@@ -90,6 +90,24 @@ def test_stamp_rebuilds_only_on_change(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["env", "tiny.yml"]  # no temp/old dirs left
 
 
+def test_packages_are_installed_with_their_bytecode(tmp_path, monkeypatch):
+    """Kernels import torch and transformers from these envs: without bytecode (uv writes none unless asked, and
+    PYTHONDONTWRITEBYTECODE stops Python writing it) every import recompiles them. An env built before is
+    compiled in place on the next build, not rebuilt."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    yml, dest = _tiny(tmp_path), tmp_path / "env"
+    assert envs.build(yml, dest) == "built"
+    cached = "import importlib.util as u, os, six; print(os.path.exists(u.cache_from_source(six.__file__)))"
+    assert _py(dest, cached) == "True" and envs.read_stamp(dest)["bytecode"] is True
+    for pyc in dest.glob("lib/python3*/site-packages/**/*.pyc"):  # as an env built without it
+        pyc.unlink()
+    stamp = {k: v for k, v in envs.read_stamp(dest).items() if k != "bytecode"}
+    (dest / envs.STAMP).write_text(json.dumps(stamp))
+    (dest / "marker").touch()
+    assert envs.build(yml, dest) == "up to date" and (dest / "marker").exists()
+    assert _py(dest, cached) == "True" and envs.read_stamp(dest)["bytecode"] is True
+
+
 def test_gr00t_src_installed_recorded_and_sticky(tmp_path):
     src = tmp_path / "Isaac-GR00T"
     (src / "gr00t").mkdir(parents=True)

@@ -260,6 +260,9 @@ def build(yml: str | Path, dest: str | Path, *, gr00t_src: str | Path | None = N
     stamp = {"yaml": str(yml), "yaml_sha256": hashlib.sha256(text.encode()).hexdigest(),
              "gr00t_src": str(src) if src else None}
     same_yaml = old and old.get("yaml_sha256") == stamp["yaml_sha256"] and (dest / "bin/python").exists()
+    if same_yaml and not force and old.get("builder") == "uv" and not old.get("bytecode"):
+        _compile_bytecode(dest)  # an env built before uv was asked to compile: done in place, no rebuild
+        _write_stamp(dest, {**old, "bytecode": True})
     if same_yaml and not force and old.get("gr00t_src") == stamp["gr00t_src"]:
         os.utime(dest / STAMP)  # keep make's timestamp check satisfied
         print(f"{dest}: up to date ({yml.name})")
@@ -279,6 +282,11 @@ def build(yml: str | Path, dest: str | Path, *, gr00t_src: str | Path | None = N
     _write_stamp(dest, {**stamp, **info})
     print(f"{dest}: built from {yml.name}")
     return "built"
+
+
+def _compile_bytecode(dest: Path) -> None:
+    print(f"{dest}: compiling its packages' bytecode (once; imports in every kernel then skip it)...", flush=True)
+    _run([dest / "bin/python", "-m", "compileall", "-q", "-j", "0", *sorted(dest.glob("lib/python3*/site-packages"))])
 
 
 def _write_stamp(dest: Path, stamp: dict) -> None:
@@ -323,13 +331,16 @@ def _build_uv(spec: EnvSpec, dest: Path, python: str | Path | None) -> dict:
     reqs = tmp / "requirements.groot-env.txt"
     reqs.write_text("\n".join((["pip"] if "pip" in spec.conda else []) + spec.pip) + "\n")
     print(f"{dest}: installing {spec.name} with uv (minutes when its packages are not cached yet)...", flush=True)
-    _run([uv, "pip", "install", "--python", tmp / "bin/python", "-r", reqs])
+    # Bytecode compiled here, as pip does by default and uv does not: with PYTHONDONTWRITEBYTECODE set (CI images
+    # set it) every kernel would otherwise recompile torch, transformers and the implementation on each import,
+    # measured 15.8 -> 7.4 s for LeRobot's stack and 10.8 -> 5.5 s for gr00t's on 2 cores.
+    _run([uv, "pip", "install", "--compile-bytecode", "--python", tmp / "bin/python", "-r", reqs])
     reqs.unlink()
     trash = _aside(dest)
     os.replace(tmp, dest)
     if trash:
         shutil.rmtree(trash, ignore_errors=True)
-    return {"builder": "uv", "interpreter": str(interp), "python": got}
+    return {"builder": "uv", "interpreter": str(interp), "python": got, "bytecode": True}
 
 
 def _build_conda(conda: str, yml: Path, dest: Path) -> dict:

@@ -133,7 +133,7 @@ def test_rope_fault_inside_atol_is_flagged_suspect(tmp_path):
     (["--tags", "libero_sim,no_such_tag"], "['no_such_tag'] are not in"),
     (["--out-root", "/proc/gr00t-reports"], "reports folder /proc/gr00t-reports is not writable"),
     (["--memory-gb", "1"], "not enough memory for even one side at a time: producer ~0.8 GB, consumer ~1.0 GB"),
-    (["--memory-gb", "2", "--schedule", "overlap"], "SCHEDULE=overlap, but both sides at once need more"),
+    (["--memory-gb", "2", "--schedule", "overlap"], "SCHEDULE=overlap, but one side's peak beside"),
     (["--schedule", "parallel"], "expected one of auto, overlap, sequential"),
 ])
 def test_bad_settings_fail_before_any_kernel_in_one_line(args, expected):

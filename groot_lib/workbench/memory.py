@@ -1,16 +1,20 @@
 """Will both kernels fit at once? Each side's peak memory, estimated before any kernel starts.
 
-Why: the two notebooks overlap (the consumer imports LeRobot while the producer computes), and each holds one
-fp32 model while it loads. At the real 3B size that is ~2 x 15 GB: more than a 24 GiB machine. So the workflow
-estimates each side's peak from the checkpoint's safetensors headers (no tensor is read), overlaps the sides
-when both fit, runs them one after the other when only one at a time does (and says so), and refuses, naming
-the numbers, when one side alone cannot fit. tools env: stdlib only.
+Why: at the real 3B size one fp32 model is ~12 GB; a 24 GiB machine cannot hold two. The two models never
+need to coexist: the producer releases its models (and hands their pages back) before it publishes
+source.json, and the consumer loads nothing before that (pipeline/handoff.py). What does coexist is the
+producer's peak with the consumer's footprint (interpreter and imports: it imports LeRobot while the producer
+works), then the consumer's peak with the producer's footprint until that kernel has exited. So the workflow
+starts both kernels at once ("overlap") when the larger of those two sums fits, starts the consumer only once
+the producer's kernel is gone ("sequential", and says so) when only one side at a time fits, and refuses,
+naming the numbers, when one side alone cannot fit. tools env: stdlib only.
 
 The model: peak = the kernel's own footprint (interpreter, torch, the implementation's imports) + LOAD_FACTOR x
 the weights in fp32 (both load fp32 weights on the CPU; the original casts to the variant's dtype after loading).
 Measured here (peak RSS, batch 2): the original 704 MB on the 4 MB tiny default and 1005 MB on the 288 MB x12
-checkpoint (1.05 x the weights above its footprint), LeRobot 871 MB and 1061 MB. LOAD_FACTOR 1.25 leaves room
-for activations and allocator slack.
+checkpoint (1.05 x the weights above its footprint), LeRobot 871 MB and 1061 MB; at real size (12.6 GB of fp32
+weights) 0.98x the weights for either side, and the producer held 0.76 GB once it had released its model.
+LOAD_FACTOR 1.25 leaves room for activations and allocator slack.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ FOOTPRINT_GB = {"producer": 0.8, "consumer": 1.0}
 LOAD_FACTOR = 1.25
 BYTES = {"I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}  # non-floating dtypes load as stored
 HEADROOM = 0.9  # of the available memory the plan may use
+GPU_CONTEXT_GB = 0.6  # what a kernel still holds on the GPU after releasing its model (its CUDA context)
 
 
 @dataclass
@@ -84,6 +89,8 @@ def plan(checkpoint: Path, *, device: str, schedule: str = "auto", memory_gb: fl
 
     weights = weights_fp32_bytes(checkpoint)
     peaks = {side: (FOOTPRINT_GB[side] * GB + LOAD_FACTOR * weights) / GB for side in FOOTPRINT_GB}
+    # one model at a time: the producer at its peak beside the importing consumer, then the other way round
+    together = max(peaks["producer"] + FOOTPRINT_GB["consumer"], peaks["consumer"] + FOOTPRINT_GB["producer"])
     available = (memory_gb * GB if memory_gb else available_ram_bytes()) / GB
     budget = HEADROOM * available
     where = "RAM" + (" (GROOT_PARITY_MEMORY_GB)" if memory_gb else "")
@@ -95,20 +102,25 @@ def plan(checkpoint: Path, *, device: str, schedule: str = "auto", memory_gb: fl
                            "with more, or a smaller checkpoint")
     gpu = free_gpu_bytes() if str(device).startswith("cuda") else None
     if gpu is not None:
-        on_gpu = {side: LOAD_FACTOR * weights / GB for side in peaks}  # fp32 at most; bf16 variants take half
-        if max(on_gpu.values()) > HEADROOM * gpu / GB:
-            raise SettingError(f"the GPU has {gpu / GB:.1f} GB free; one side needs ~{max(on_gpu.values()):.1f} GB "
+        on_gpu = LOAD_FACTOR * weights / GB  # fp32 at most; bf16 variants take half
+        if on_gpu > HEADROOM * gpu / GB:
+            raise SettingError(f"the GPU has {gpu / GB:.1f} GB free; one side needs ~{on_gpu:.1f} GB "
                                "(fp32 weights x 1.25). Use DEVICE=cpu or a larger GPU")
-        if sum(on_gpu.values()) > HEADROOM * gpu / GB:
+        if on_gpu + GPU_CONTEXT_GB > HEADROOM * gpu / GB:
             return MemoryPlan("sequential", peaks["producer"], peaks["consumer"], available, where + " and GPU",
-                              f"both models would not fit the GPU's {gpu / GB:.1f} GB free at once: {numbers}")
+                              f"one model (~{on_gpu:.1f} GB) beside the other kernel's CUDA context "
+                              f"(~{GPU_CONTEXT_GB} GB) would not fit the GPU's {gpu / GB:.1f} GB free: {numbers}")
     if schedule == "sequential":
         return MemoryPlan("sequential", peaks["producer"], peaks["consumer"], available, where,
                           f"SCHEDULE=sequential: {numbers}")
-    if sum(peaks.values()) > budget:
+    if together > budget:
         if schedule == "overlap":
-            raise SettingError(f"SCHEDULE=overlap, but both sides at once need more than {HEADROOM:.0%} of the "
-                               f"available memory: {numbers}. Use SCHEDULE=auto (it runs them one after the other)")
+            raise SettingError(f"SCHEDULE=overlap, but one side's peak beside the other kernel's footprint needs "
+                               f"~{together:.1f} GB, more than {HEADROOM:.0%} of the available memory: {numbers}. "
+                               "Use SCHEDULE=auto (it runs them one after the other)")
         return MemoryPlan("sequential", peaks["producer"], peaks["consumer"], available, where,
-                          f"both at once would need ~{sum(peaks.values()):.1f} GB: {numbers}")
-    return MemoryPlan("overlap", peaks["producer"], peaks["consumer"], available, where, numbers)
+                          f"one side's peak beside the other kernel's footprint would need ~{together:.1f} GB: "
+                          f"{numbers}")
+    return MemoryPlan("overlap", peaks["producer"], peaks["consumer"], available, where,
+                      f"{numbers}; at most ~{together:.1f} GB at once (one model at a time: the consumer loads "
+                      "once the producer has released its)")

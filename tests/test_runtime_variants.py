@@ -80,7 +80,7 @@ outcomes = get_or_compute(
     load=lambda v, todo: lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, todo[0].tag),
                                  variant=v, device="cpu"),
     compute=lambda loaded, job: lb.sample(loaded, arts[job.tag].inputs, seed=0, noise=arts[job.tag].initial_noise),
-    timings=timings, failed=failed)
+    store=lambda job, value: value, side="consumer", timings=timings, failed=failed)
 ran = [(o.job.tag, o.job.variant.name) for o in outcomes]
 first_fails = None
 try:
@@ -89,7 +89,7 @@ try:
                         load=lambda v, todo: lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT,
                                                      "libero_sim"), variant=v, device="cpu"),
                         compute=lambda loaded, job: lb.sample(loaded, arts["libero_sim"].inputs, seed=0),
-                        timings={}, failed={}))
+                        store=lambda job, value: value, side="consumer", timings={}, failed={}))
 except Exception as exc:
     first_fails = type(exc).__name__
 print(json.dumps({"ran": ran, "failed": failed, "first_fails": first_fails}))

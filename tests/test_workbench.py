@@ -64,11 +64,36 @@ def test_report_states_origin_first_and_passes_on_tiny_default(report):
     progress = (index.parent / "progress.log").read_text()
     for tag in tiny_layout.EMBODIMENTS:  # one progress line per tag and side reached the terminal
         assert f"producer: {tag} fp32-sdpa:" in progress and f"consumer: {tag} fp32-sdpa: LeRobot" in progress
-    assert not [k for k in os.environ if k in ("GROOT_PARITY_PROGRESS", "GROOT_PARITY_KERNEL_LOG")]  # restored
+    assert not [k for k in os.environ if k in ("GROOT_PARITY_PROGRESS", "GROOT_PARITY_PHASES",
+                                               "GROOT_PARITY_KERNEL_LOG")]  # restored
     assert all(r["x expected gap"] <= 1.0 for r in rows if r["check"] == "model parity"), rows
     assert code == 0 and verdicts["passed"] is True
     phases = json.loads((index.parent / "timings.json").read_text())["phases"]
     assert phases["consumer compute"] > 0 and phases["total"] >= max(phases["producer notebook"], phases["consumer notebook"])
+
+
+def test_the_timeline_holds_one_model_at_a_time_and_splits_the_wall(report):
+    """timings.json's timeline is what memory planning rests on: the producer releases every model before it
+    publishes, the consumer loads nothing before that, while its imports overlap the producer. The wall time splits
+    into model work (imports, loads, compute; overlaps counted once) and the workbench's plumbing."""
+    _, index, _, _ = report
+    timings = json.loads((index.parent / "timings.json").read_text())
+    spans = timings["timeline"]
+
+    def of(side, phase):
+        return [s for s in spans if s["side"] == side and s["phase"] == phase]
+
+    published = of("producer", "publish")
+    assert timings["schedule"] == "overlap" and len(published) == 1, timings["schedule"]
+    assert all(s["end"] <= published[0]["start"] for s in of("producer", "release"))
+    loads = of("consumer", "checkpoint load")
+    assert loads and min(s["start"] for s in loads) >= published[0]["end"]
+    assert min(s["start"] for s in of("consumer", "imports")) < published[0]["start"]  # imported while it ran
+    assert of("producer", "notebook") and of("consumer", "notebook") and of("workflow", "html export")
+    wall = timings["wall"]
+    busy = sum(s["end"] - s["start"] for s in spans if s["phase"] in ("imports", "checkpoint load", "compute"))
+    assert 0 < wall["model"] <= busy + 0.01 and wall["model"] < wall["total"], wall
+    assert abs(wall["model"] + wall["plumbing"] - wall["total"]) < 0.02, wall
 
 
 def test_decoded_actions_in_report(report):
@@ -371,3 +396,24 @@ def test_clean_tags_skip_lerobots_stage_work_under_stages_auto(report):
         assert verdicts["first_divergence"][tag] is None
         assert summary["stages"]["not compared"].startswith("model parity holds"), summary["stages"]
     assert load_artifact(artifact_path(index.parent / "artifacts", TAG)).stages  # the original's are kept
+
+
+def test_model_seconds_count_overlapping_spans_once(tmp_path, monkeypatch):
+    """The wall split: two kernels importing at once are 1 model second per second, not 2; a gap is plumbing;
+    a torn last line (a kernel killed mid-write) is skipped, not fatal."""
+    from groot_lib.pipeline import progress
+
+    path = tmp_path / "phases.jsonl"
+    monkeypatch.setenv(progress.PHASES_ENV, str(path))
+    progress.record("consumer", "imports", 0.0, 4.0)
+    progress.record("producer", "imports", 1.0, 3.0)
+    progress.record("producer", "compute", 3.5, 6.0)
+    progress.record("producer", "store", 6.0, 7.0)  # the workbench's, not the model's
+    progress.record("consumer", "checkpoint load", 8.0, 9.0)
+    with progress.span("consumer", "compute", totals := {}):
+        pass
+    with open(path, "a") as handle:
+        handle.write('{"side": "consumer", "phase": "comp')
+    spans = progress.read_spans(path)
+    assert len(spans) == 6 and totals["compute"] >= 0
+    assert progress.busy_seconds(spans[:5]) == pytest.approx(4.0 + 2.0 + 1.0)  # compute overlaps imports by 0.5 s

@@ -65,6 +65,15 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def imports_done() -> None:
+    """After an implementation's imports: move the objects they made (millions, all alive for the kernel's life)
+    out of the cyclic collector's sight, so ``free_memory``'s full collection walks the model, not torch."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def free_memory() -> None:
     """After ``del model``: give the memory back so the next variant's model is the only one held."""
     import gc

@@ -10,6 +10,19 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def rss_mb() -> float | None:
+    """This process's resident set size now (None where /proc is not there): what it still holds after
+    releasing its model, beside ``peak_rss_mb``."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    import os
+
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
 def versions(*modules: str) -> dict[str, str | None]:
     """Installed distribution versions, read from metadata without importing the (slow) packages."""
     import importlib.metadata as md

@@ -34,6 +34,9 @@ VERDICTS_FILE = "verdicts.json"
 # LeRobot's import chain in steps (about 30 s on 2 CPU cores, the consumer's slowest part).
 WARM_UP_STEPS = ("torch", "transformers", "lerobot.policies.groot.modeling_groot",
                  "lerobot.policies.groot.processor_groot")
+# The workbench's own imports for the checks and figures after the replay: while the producer works they cost
+# no wall time; after it, a second or two each report.
+WORKBENCH_STEPS = ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg", "groot_lib.compare.plots")
 
 
 def await_producer(artifacts_dir) -> tuple[dict, dict]:
@@ -44,31 +47,41 @@ def await_producer(artifacts_dir) -> tuple[dict, dict]:
     progress.note("consumer", f"imported {', '.join(warm['imported']) or 'nothing'} in {warm['seconds']:.1f} s; "
                               "waiting for the producer")
     start = time.perf_counter()
-    source = handoff.wait_for_source(artifacts_dir)
+    with progress.span("consumer", "waiting for the producer"):
+        source = handoff.wait_for_source(artifacts_dir)
     return source, {"imports": warm["seconds"], "imported": warm["imported"],
                     "waited for producer": round(time.perf_counter() - start, 2)}
 
 
 def warm_up(until=None) -> dict:
-    """Import LeRobot's stack step by step until ``until()`` turns true.
+    """Import LeRobot's stack step by step until ``until()`` turns true, then the workbench's own.
 
     ``make report`` starts the consumer beside the producer, so these imports overlap the
     producer's work; once the producer is done they stop, because a rerun whose LeRobot
     outputs are all stored needs none of them (any step left is imported on first use).
     """
     from groot_lib.backends import lerobot as lb
+    from groot_lib.backends import process
 
-    start, done = time.perf_counter(), []
-    for module in WARM_UP_STEPS:
-        if until is not None and until():
-            break
-        try:
+    done, totals = [], {}
+    with progress.span("consumer", "imports", totals):
+        for module in WARM_UP_STEPS:
+            if until is not None and until():
+                break
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - let the backend say what is missing and how to fix it
+                lb.require_lerobot()
+                raise
+            done.append(module)
+    with progress.span("consumer", "workbench imports"):
+        for module in WORKBENCH_STEPS:
+            if until is not None and until():
+                break
             importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - let the backend say what is missing and how to fix it
-            lb.require_lerobot()
-            raise
-        done.append(module)
-    return {"seconds": round(time.perf_counter() - start, 2), "imported": done}
+            done.append(module)
+        process.imports_done()
+    return {"seconds": round(totals["imports"], 2), "imported": done}
 
 
 def tolerances(atol=None, rtol=None) -> tuple[float, float]:

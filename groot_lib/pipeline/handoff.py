@@ -26,7 +26,11 @@ RECORDED_DRIFT = ("recordings move across CPUs: fp32 action_pred by ~2e-6, bf16 
 
 
 def write_source(output_dir: Path, info: dict) -> None:
-    atomic_write_text(output_dir / SOURCE_FILE, json.dumps(info, indent=2, default=str) + "\n")
+    """The producer's last step (its models already released): the consumer may load its own from here on."""
+    from groot_lib.pipeline import progress
+
+    with progress.span("producer", "publish"):
+        atomic_write_text(output_dir / SOURCE_FILE, json.dumps(info, indent=2, default=str) + "\n")
 
 
 def read_source(artifacts_dir: str | os.PathLike) -> dict:
@@ -65,7 +69,7 @@ def source_from_artifacts(directory: Path) -> dict | None:
                       f"device {first.producer.get('device', '?')}), variants {', '.join(find_variants(directory))}"}
 
 
-def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 3600, poll: float = 0.2) -> dict:
+def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 3600, poll: float = 0.05) -> dict:
     """The producer's source.json, waiting only while a producer is really running for ``artifacts_dir``.
 
     ``make report`` starts the consumer while the producer still runs (its marker says so), so the

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,13 +149,15 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
     sweep = settings.value("sweep", sweep)
     stage_mb = settings.value("stage_mb", stage_mb) if settings.value("stages", stages) != "off" else 0
-    device = process.resolve_device(settings.value("device", device))
+    imports: dict[str, float] = {}
+    with progress.span("producer", "imports", imports):  # torch (the device check) and gr00t's stack
+        device = process.resolve_device(settings.value("device", device))
+        status = ob.identity()
+        if status["available"]:
+            ob.import_stack()
+            process.imports_done()
     runnable, refused = plan(settings.parse_list(variants), device, kernel=ob.KERNEL)
-    started = time.perf_counter()
-    status = ob.identity()
-    if status["available"]:
-        ob.import_stack()  # the producer's import phase, timed apart from loading
-    imported = round(time.perf_counter() - started, 2)
+    imported = round(imports["imports"], 2)
     if not status["available"]:
         if allow_recorded and tiny_layout.is_embedded(checkpoint):
             return use_recordings(checkpoint, output_dir, tags, [v.name for v in runnable], seed=seed,
@@ -220,17 +221,21 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
             decode_error = f"{type(exc).__name__}: {exc}"
         if captured:  # repeated arrays (pixel_values, a block's input = the previous block's output) stored once
             captured = stage_capture.compact(captured, model_inputs=inputs)
+        return {"out": out, "inputs": inputs, "stages": captured, "decode_error": decode_error,
+                "producer": contract.provenance_once(ob, loaded)}
+
+    def store(job, done):
+        raw, case, decode_error = job.context["raw"], job.context.get("case"), done["decode_error"]
         save_artifact(
-            job.path, embodiment_tag=job.tag, seed=job.context["seed"], checkpoint=fp,
-            producer=contract.provenance_once(ob, loaded),
-            raw=raw, inputs=inputs, outputs=out, variant=job.variant.name, stages=captured,
+            job.path, embodiment_tag=job.tag, seed=job.context["seed"], checkpoint=fp, producer=done["producer"],
+            raw=raw, inputs=done["inputs"], outputs=done["out"], variant=job.variant.name, stages=done["stages"],
             extra={"observation_recipe": SWEEP_RECIPE if case else OBSERVATION_RECIPE,
                    "batch_size": int(next(iter(raw.values())).shape[0]), "noise": job.context["noise"],
                    "store_key": job.key, "environment": environment or {},
                    **({"sweep_case": case.describe()} if case else {}),
                    **({"decode_error": decode_error} if decode_error else {})},
         )
-        return out
+        return done["out"]
 
     def load(variant, todo):
         progress.note("producer", f"loading gr00t ({variant.name}, {device}) for {len(todo)} tag(s)")
@@ -238,7 +243,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
 
     outcomes = get_or_compute(
         runnable, jobs_for, read=lambda job: _stored(job.path, job.key, fp["fingerprint"], result.notes),
-        load=load, compute=compute, timings=timings, failed=result.refused)
+        load=load, compute=compute, store=store, side="producer", timings=timings, failed=result.refused)
     for o in outcomes:
         case = o.job.context.get("case")
         if case is None:
@@ -253,7 +258,9 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
             continue
         path = publish(o.job.path, artifact_path(output_dir, o.job.tag, o.job.variant.name))
         result.artifacts.setdefault(o.job.tag, {})[o.job.variant.name] = path
+    # Every model is released by now: the consumer may load its own once source.json is there (workbench/memory.py)
     result.timings = {k: round(v, 2) for k, v in timings.items()} | {"imports": imported,
-                                                                      "peak_rss_mb": runinfo.peak_rss_mb()}
+                                                                      "peak_rss_mb": runinfo.peak_rss_mb(),
+                                                                      "rss_after_release_mb": runinfo.rss_mb()}
     handoff.write_source(output_dir, result.source_info(gr00t=status, store=str(store_dir), machine=base["machine"]))
     return result

@@ -273,8 +273,11 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
                           tolerances=(atol, rtol))
         info = {"provenance": contract.provenance_once(lb, loaded),
                 "seconds": time.perf_counter() - start, "stages": stages}
-        _write(job.path, job.key, arrays, info)
         return arrays, info
+
+    def store(job, done):
+        _write(job.path, job.key, *done)
+        return done
 
     def load(variant, todo):
         progress.note("consumer", f"loading LeRobot ({variant.name}, {device}) for {len(todo)} tag(s)")
@@ -296,7 +299,8 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         return stored
 
     outcomes = get_or_compute(runnable, jobs_for, read=read,
-                              load=load, compute=compute, timings=timings, failed=result.refused)
+                              load=load, compute=compute, store=store, side="consumer", timings=timings,
+                              failed=result.refused)
     for o in outcomes:
         case = o.job.context.get("case")
         progress.note("consumer", f"{o.job.tag} {o.job.variant.name}{f' sweep {case}' if case else ''}: LeRobot "

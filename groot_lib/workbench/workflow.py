@@ -23,35 +23,56 @@ from pathlib import Path
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.core.errors import ParityError
 
+# jsonschema (under nbformat and papermill) imports rfc3987_syntax when it is installed (jupyter-events brings it
+# for JupyterLab), and that module builds a Lark grammar at import: 1.2 s of every report, for an IRI format check
+# no notebook schema uses. jsonschema treats the module as optional; the workflow process goes without it.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
 REPO = tiny_layout.REPO_ROOT
 NOTEBOOKS = REPO / "notebooks"
 ORIGINAL_KERNEL, LEROBOT_KERNEL = "groot-original", "groot-lerobot"
+PHASES_FILE = "phases.jsonl"  # every process's phase spans (pipeline.progress): timings.json's timeline
 
 
-def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | None) -> dict:
-    """Per-phase wall time and peak RSS of one report (bench/ reads this file)."""
-    from groot_lib.workbench.notebook_runner import cell_timings
+def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | None, zero: float,
+                   schedule: str | None = None) -> dict:
+    """Per-phase seconds, the timeline and peak RSS of one report (bench/ reads this file).
+
+    ``wall`` splits the report's wall time on the timeline: ``model`` is the seconds during which some kernel was
+    importing an implementation, loading weights or running a model (overlaps counted once), ``plumbing`` every
+    other second (kernel starts, artifact I/O, checks, plots, HTML, waiting on papermill). Busy seconds per phase
+    can add up to more than the wall time, since the kernels overlap.
+    """
     from groot_lib.core.runinfo import peak_rss_mb
+    from groot_lib.pipeline import progress
+    from groot_lib.workbench.notebook_runner import cell_timings
 
     kernels = {"producer": source.get("timings", {}), "consumer": (verdicts or {}).get("timings", {})}
+    spans = progress.read_spans(run_dir / PHASES_FILE)
     phases: dict[str, float | None] = {}
     for name, done in kernels.items():
         executed = run_dir / f"{name}.ipynb"
         if executed.exists():
             phases[f"{name} kernel start"] = cell_timings(executed)["kernel start"]
-        phases[f"{name} checkpoint load"] = done.get("checkpoint load")
-        phases[f"{name} compute"] = done.get("compute")
+        for phase in ("checkpoint load", "compute", "store", "release"):
+            phases[f"{name} {phase}"] = done.get(phase)
     phases["producer imports"] = kernels["producer"].get("imports")
     phases["consumer imports"] = kernels["consumer"].get("imports")
     phases["consumer waited for producer"] = kernels["consumer"].get("waited for producer")
     phases["plots"] = kernels["consumer"].get("plots")
-    phases["html export"] = timings.get("html export")
+    phases["html export"] = round(sum(s["end"] - s["start"] for s in spans if s["phase"] == "html export"), 2)
     phases["producer notebook"] = timings.get("producer")
     phases["consumer notebook"] = timings.get("consumer")
     phases["total"] = timings.get("total")
-    model = sum(v or 0.0 for k, v in phases.items() if k.endswith(("checkpoint load", "compute", "imports")))
+    model = sum(v or 0.0 for k, v in phases.items() if k.endswith(tuple(progress.MODEL_PHASES)))
+    on_wall = progress.busy_seconds(spans)
+    total = timings.get("total") or 0.0
     return {"phases": {k: (round(v, 2) if isinstance(v, (int, float)) else v) for k, v in phases.items()},
-            "model_seconds": round(model, 2),
+            "schedule": schedule, "model_seconds": round(model, 2),
+            "wall": {"total": round(total, 2), "model": round(on_wall, 2), "plumbing": round(total - on_wall, 2)},
+            "timeline": [{**s, "start": round(s["start"] - zero, 3), "end": round(s["end"] - zero, 3)}
+                         for s in sorted(spans, key=lambda s: s["start"])],
+            "memory": {"producer rss after release MB": kernels["producer"].get("rss_after_release_mb")},
             "peak_rss_mb": {**{f"{name} kernel": done.get("peak_rss_mb") for name, done in kernels.items()},
                             "workflow": peak_rss_mb()}}
 
@@ -80,7 +101,8 @@ def kernel_environment(run_dir: Path):
     from groot_lib.pipeline import progress
     from groot_lib.workbench.notebook_runner import KERNEL_LOG_ENV
 
-    wanted = {progress.ENV: str(run_dir / "progress.log"), KERNEL_LOG_ENV: str(run_dir / "kernels.log")}
+    wanted = {progress.ENV: str(run_dir / "progress.log"), progress.PHASES_ENV: str(run_dir / PHASES_FILE),
+              KERNEL_LOG_ENV: str(run_dir / "kernels.log")}
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:
@@ -146,11 +168,13 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     from groot_lib.core import settings
     from groot_lib.core.atomic import atomic_write_text
     from groot_lib.core.store import DEFAULT_ROOT
+    from groot_lib.pipeline import progress
     from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE
     from groot_lib.workbench import preflight
     from groot_lib.workbench.notebook_runner import kill_kernels, run_notebook, sigint_kills_kernels
 
     began = time.perf_counter()
+    recorded_began = time.time()  # the timeline's zero
     notebooks = Path(notebooks or NOTEBOOKS)
     out_root, store_dir = Path(out_root or REPO / "reports"), Path(artifacts_root or DEFAULT_ROOT)
     values, sources = settings.resolve(given)
@@ -176,7 +200,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     else:
         # Tells the consumer a producer is on its way (it fails fast when none is).
         atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
-    timings, outcome = {}, {}
+    timings, outcome, pages = {}, {}, {}
     tail = ProgressPrinter(run_dir / "progress.log", began, quiet=quiet,
                            **({"kernels": "the groot-lerobot kernel (the original's outputs are given)"}
                               if len(steps) == 1 else {}))
@@ -186,7 +210,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
         tail.say(f"memory: running the producer, then the consumer (not at once): {plan.memory.reason}")
 
     def run(name: str, kernel: str, params: dict) -> None:
-        start = time.perf_counter()
+        start, opened = time.perf_counter(), time.time()
         try:
             run_notebook(notebooks / f"{name}.ipynb", run_dir / f"{name}.ipynb", kernel_name=kernel,
                          parameters=params, cwd=REPO)
@@ -197,10 +221,12 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
             outcome[name] = f"{name}.ipynb: {type(exc).__name__}: {exc}"
         finally:
             timings[name] = round(time.perf_counter() - start, 2)
+            progress.record(name, "notebook", opened, time.time())
 
-    # Both notebooks start at once when both models fit in memory (workbench/memory.py): the consumer imports
-    # LeRobot while the producer works, then waits for the producer's source.json (or the failure marker written
-    # here). Otherwise the consumer starts once the producer's kernel is gone.
+    # Both notebooks start at once when one model at a time fits beside the other kernel (workbench/memory.py):
+    # the consumer imports LeRobot while the producer works, then waits for the producer's source.json, written
+    # once the producer has released its models (or for the failure marker written here). Otherwise the consumer
+    # starts once the producer's kernel is gone.
     overlap = plan.memory.mode == "overlap"
     consumer = threading.Thread(target=run, args=steps[-1], daemon=True, name="consumer")
     with sigint_kills_kernels() as sigint, kernel_environment(run_dir):
@@ -213,6 +239,8 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
                 consumer.start()
             if outcome.get("producer") and not sigint["interrupted"]:
                 atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
+            if len(steps) == 2 and consumer.is_alive():  # the producer's page, while the consumer works
+                pages.update(_html_pages(run_dir, steps[:1]))
             if consumer.ident is not None:
                 consumer.join()
         except KeyboardInterrupt:
@@ -228,7 +256,8 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     tail.stop()
     (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
     try:
-        return _write_report(run_dir, steps, outcome, timings, recorded, began)
+        with kernel_environment(run_dir):  # this process's own spans (HTML) join the kernels' on the timeline
+            return _write_report(run_dir, steps, outcome, timings, recorded, began, pages, zero=recorded_began)
     except Exception as exc:  # noqa: BLE001 - a bug of ours must still leave a report that says so, not a traceback
         return _internal_error(run_dir, exc)
 
@@ -249,35 +278,46 @@ def _internal_error(run_dir: Path, exc: Exception) -> tuple[int, Path]:
     return 2, index
 
 
-def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, recorded: dict,
-                  began: float) -> tuple[int, Path]:
-    """HTML pages, index.html, timings.json and summary.txt from what the notebooks left in ``run_dir``."""
-    from groot_lib.core.atomic import atomic_write_text
-    from groot_lib.pipeline.handoff import read_source
-    from groot_lib.workbench.report import export_html, write_index
-    from groot_lib.workbench.summary import terminal_summary
+def _html_pages(run_dir: Path, steps: list) -> dict[str, Path]:
+    """Each executed notebook of ``steps`` as HTML; its span goes on the timeline."""
+    from groot_lib.pipeline import progress
+    from groot_lib.workbench.report import export_html
 
-    artifacts_dir, pages = run_dir / "artifacts", {}
-    errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
-    export_seconds = 0.0
+    pages = {}
     for name, kernel, _ in steps:
         executed = run_dir / f"{name}.ipynb"
         if executed.exists():
-            start = time.perf_counter()
-            pages[f"{name} ({kernel})"] = export_html(executed)
-            export_seconds += time.perf_counter() - start
+            with progress.span("workflow", "html export"):
+                pages[f"{name} ({kernel})"] = export_html(executed)
+    return pages
+
+
+def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, recorded: dict,
+                  began: float, pages: dict[str, Path], *, zero: float) -> tuple[int, Path]:
+    """HTML pages, index.html, timings.json and summary.txt from what the notebooks left in ``run_dir``;
+    ``pages`` holds the pages already exported (the producer's, while the consumer ran)."""
+    from groot_lib.core.atomic import atomic_write_text
+    from groot_lib.pipeline import progress
+    from groot_lib.pipeline.handoff import read_source
+    from groot_lib.workbench.report import write_index
+    from groot_lib.workbench.summary import terminal_summary
+
+    artifacts_dir = run_dir / "artifacts"
+    errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
+    pages = {**pages, **_html_pages(run_dir, [s for s in steps if f"{s[0]} ({s[1]})" not in pages])}
     verdicts_path = run_dir / "verdicts.json"
     verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() and not errors else None
     source = read_source(artifacts_dir)
     banner = source.get("banner", "original outputs: unknown")
     code = 2 if errors else (0 if verdicts and verdicts.get("passed") else 1)
-    start = time.perf_counter()
-    index = write_index(run_dir, banner=banner, verdicts=verdicts, pages=pages, errors=errors, settings=recorded,
-                        source=source)
-    timings["html export"] = round(export_seconds + time.perf_counter() - start, 2)
+    with progress.span("workflow", "html export"):
+        index = write_index(run_dir, banner=banner, verdicts=verdicts, pages=pages, errors=errors, settings=recorded,
+                            source=source)
     timings["total"] = round(time.perf_counter() - began, 2)
     atomic_write_text(run_dir / "timings.json",
-                      json.dumps(_phase_timings(run_dir, timings, source, verdicts), indent=2) + "\n")
+                      json.dumps(_phase_timings(run_dir, timings, source, verdicts, zero,
+                                                 recorded.get("memory", {}).get("mode")), indent=2)
+                      + "\n")
     refused = {**source.get("refused", {}), **(verdicts or {}).get("refused", {})}
     atomic_write_text(run_dir / "summary.txt", terminal_summary(code=code, index=index, banner=banner,
                                                                 verdicts=verdicts, errors=errors,

@@ -206,5 +206,8 @@ def png(fig, dpi: int = 100) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    # A constrained-layout figure already fits its canvas, legends below the axes included; "tight" would draw it
+    # once more to measure it (0.79 -> 0.59 s for a four-panel precision grid).
+    tight = {"bbox_inches": "tight"} if fig.get_layout_engine() is None else {}
+    fig.savefig(buffer, format="png", dpi=dpi, **tight)
     return buffer.getvalue()

@@ -200,3 +200,24 @@ def test_paths_and_discovery(tmp_path):
         find_artifacts(tmp_path / "missing")
     with pytest.raises(ValueError):
         artifact_path(tmp_path, "a__b")
+
+
+def test_a_prefetched_artifact_loads_once_from_memory_and_never_stale(tmp_path):
+    """The consumer reads published artifacts while it waits for the producer: the next load of that very file
+    takes the arrays from memory (still validated, fingerprint included); a file rewritten since is read again."""
+    path = save_artifact(tmp_path / "gr1.npz", **_payload())
+    art.prefetch(path)
+    path.with_name("moved.npz").write_bytes(b"")  # unrelated files do not matter
+    first = load_artifact(path, expected_fingerprint="abc123")
+    assert not art._PREFETCHED  # used once, then gone
+    np.testing.assert_array_equal(first.action_pred, _payload()["outputs"]["action_pred"])
+
+    art.prefetch(path)
+    with pytest.raises(CheckpointMismatchError):  # served from memory, still checked
+        load_artifact(path, expected_fingerprint="other")
+    art.prefetch(path)
+    new = _payload(seed=8)
+    save_artifact(path, **new)  # replaced (atomic rename: a new inode) after it was read ahead
+    assert load_artifact(path).seed == 8
+    art.drop_prefetched()
+    assert not art._PREFETCHED

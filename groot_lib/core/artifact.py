@@ -162,8 +162,42 @@ def save_artifact(path: str | Path, *, embodiment_tag: str, seed: int, producer:
     return path
 
 
+_PREFETCHED: dict[tuple, dict[str, np.ndarray]] = {}  # file identity -> its members, read ahead (prefetch)
+
+
+def _identity(path: Path) -> tuple:
+    """The file as it is now: a file replaced or rewritten (a new inode, size or mtime) is another file."""
+    stat = Path(path).stat()
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def prefetch(path: str | Path) -> None:
+    """Read ``path``'s members ahead of its ``load_artifact`` (the consumer does it while the producer still
+    works): the next load of this very file takes them from memory, once, and still validates them. Raises
+    what reading raises; callers that only prefetch ignore it, and the real load reports it."""
+    key = _identity(Path(path))
+    if key not in _PREFETCHED:
+        _PREFETCHED[key] = _read_members(Path(path))
+
+
+def drop_prefetched() -> None:
+    """Forget what was read ahead and not loaded (e.g. a tag this run does not judge)."""
+    _PREFETCHED.clear()
+
+
 def _read_all(path: Path) -> dict[str, np.ndarray]:
     """Read every member eagerly so corruption surfaces here, not deep inside a comparison."""
+    if _PREFETCHED:
+        try:
+            cached = _PREFETCHED.pop(_identity(path), None)
+        except OSError:
+            cached = None
+        if cached is not None:
+            return cached
+    return _read_members(path)
+
+
+def _read_members(path: Path) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(path):
         raise ArtifactError(f"Artifact {path} is truncated or corrupt: not a valid .npz (zip) archive.\n"
                             f"  Hint: {_REGEN}.", path=path)

@@ -69,12 +69,14 @@ def source_from_artifacts(directory: Path) -> dict | None:
                       f"device {first.producer.get('device', '?')}), variants {', '.join(find_variants(directory))}"}
 
 
-def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 3600, poll: float = 0.05) -> dict:
+def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 3600, poll: float = 0.05,
+                    while_waiting=None) -> dict:
     """The producer's source.json, waiting only while a producer is really running for ``artifacts_dir``.
 
     ``make report`` starts the consumer while the producer still runs (its marker says so), so the
     consumer's slow imports overlap the producer's work. With no producer announced (a consumer run on
     its own), artifacts already there are used as they are, and an empty folder fails at once.
+    ``while_waiting()`` runs between polls (the consumer reads finished artifacts ahead).
     """
     directory = Path(artifacts_dir)
     deadline = time.monotonic() + timeout
@@ -93,5 +95,7 @@ def wait_for_source(artifacts_dir: str | os.PathLike, *, timeout: float = 6 * 36
         if time.monotonic() > deadline:
             raise ParityError(f"no {SOURCE_FILE} appeared in {directory} within {timeout:.0f} s although a producer "
                               "is registered for it: is it stuck? (see its notebook)")
+        if while_waiting is not None:
+            while_waiting()
         time.sleep(poll)
     return read_source(directory)

@@ -28,7 +28,7 @@ RECORDINGS ?=
 STAGE_MB ?=
 # auto: LeRobot's stages compared (and re-run) only for tags whose model parity fails or is SUSPECT; all | off
 STAGES ?=
-# auto: both kernels at once when both models fit in memory, else one after the other; overlap | sequential force it
+# auto: both kernels at once when one model at a time fits beside the other kernel, else one after the other; overlap | sequential force it
 SCHEDULE ?=
 MEMORY_GB ?=
 # N more observations per tag stressing other inputs (prompts, batch sizes, images at real resolutions, states)

@@ -47,10 +47,14 @@ GR00T_HINT = "`make setup GR00T_SRC=/path/to/Isaac-GR00T`"
 # Rows whose keys no run has are left out; phases this list does not know are appended.
 PHASES = [
     ("kernel start", ["producer kernel start", "consumer kernel start"], ["producer kernel", "consumer kernel"]),
+    ("producer imports (torch, gr00t)", ["producer imports"], ["producer kernel"]),
     ("consumer imports (LeRobot)", ["consumer imports"], ["consumer kernel"]),
     ("checkpoint load", ["producer checkpoint load", "consumer checkpoint load"], ["producer kernel", "consumer kernel"]),
     ("producer compute", ["producer compute"], ["producer kernel"]),
     ("consumer compute", ["consumer compute"], ["consumer kernel"]),
+    ("artifact store (producer / consumer)", ["producer store", "consumer store"], ["producer kernel", "consumer kernel"]),
+    ("model release (producer / consumer)", ["producer release", "consumer release"],
+     ["producer kernel", "consumer kernel"]),
     ("consumer waited for producer", ["consumer waited for producer"], ["consumer kernel"]),
     ("plots", ["plots"], ["consumer kernel"]),
     ("HTML export", ["html export"], ["workflow"]),

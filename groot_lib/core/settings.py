@@ -149,8 +149,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("stage_mb", 256, _int(0), "MiB per tag for the named-stage capture that says where a divergence starts "
          "(stage outputs, and the original's stage inputs); past it the capture stops, saying where. 0: off.",
          make="STAGE_MB", env="GROOT_PARITY_STAGE_MB"),
-    Knob("schedule", "auto", _one_of(SCHEDULES), "auto: run the two kernels at once when both models fit in memory, else one "
-         "after the other (workbench/memory.py says why); overlap or sequential force it.", make="SCHEDULE", sides=()),
+    Knob("schedule", "auto", _one_of(SCHEDULES), "auto: run the two kernels at once when one model at a time fits beside the other "
+         "kernel, else one after the other (workbench/memory.py says why); overlap or sequential force it.", make="SCHEDULE", sides=()),
     Knob("memory_gb", 0.0, _float(positive=False), "Memory the scheduler may plan with, in GB; 0 reads the "
          "machine's available memory.", make="MEMORY_GB", env="GROOT_PARITY_MEMORY_GB", sides=()),
     Knob("sweep", 0, _int(0), "Observations per embodiment beyond the fixed one, each stressing other inputs "

@@ -294,8 +294,7 @@ def analyze(run: dict) -> dict | None:
     # loading weights or running a model, overlaps counted once; plumbing is the rest of the command's wall time.
     wall = (run["timings"].get("wall") or {}).get("model")
     return {"cells": cells if outside is None else cells - outside, "papermill": outside,
-            "concurrent": concurrent, "workflow": workflow, "busy model": model, "busy plumbing": busy,
-            "model": model if wall is None else wall,
+            "concurrent": concurrent, "workflow": workflow, "model": model if wall is None else wall,
             "plumbing": busy if wall is None else run["seconds"] - wall}
 
 

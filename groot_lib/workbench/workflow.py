@@ -210,10 +210,11 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
         tail.say(f"memory: running the producer, then the consumer (not at once): {plan.memory.reason}")
 
     def run(name: str, kernel: str, params: dict) -> None:
-        start, opened = time.perf_counter(), time.time()
+        start = time.perf_counter()
         try:
-            run_notebook(notebooks / f"{name}.ipynb", run_dir / f"{name}.ipynb", kernel_name=kernel,
-                         parameters=params, cwd=REPO)
+            with progress.span(name, "notebook"):
+                run_notebook(notebooks / f"{name}.ipynb", run_dir / f"{name}.ipynb", kernel_name=kernel,
+                             parameters=params, cwd=REPO)
             outcome[name] = None
         except ParityError as exc:  # a failing cell, a dead kernel, or no kernel at all
             outcome[name] = str(exc)
@@ -221,7 +222,6 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
             outcome[name] = f"{name}.ipynb: {type(exc).__name__}: {exc}"
         finally:
             timings[name] = round(time.perf_counter() - start, 2)
-            progress.record(name, "notebook", opened, time.time())
 
     # Both notebooks start at once when one model at a time fits beside the other kernel (workbench/memory.py):
     # the consumer imports LeRobot while the producer works, then waits for the producer's source.json, written
@@ -240,7 +240,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
             if outcome.get("producer") and not sigint["interrupted"]:
                 atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
             if len(steps) == 2 and consumer.is_alive():  # the producer's page, while the consumer works
-                pages.update(_html_pages(run_dir, steps[:1]))
+                _html_pages(run_dir, steps[:1], pages)
             if consumer.ident is not None:
                 consumer.join()
         except KeyboardInterrupt:
@@ -278,17 +278,17 @@ def _internal_error(run_dir: Path, exc: Exception) -> tuple[int, Path]:
     return 2, index
 
 
-def _html_pages(run_dir: Path, steps: list) -> dict[str, Path]:
-    """Each executed notebook of ``steps`` as HTML; its span goes on the timeline."""
+def _html_pages(run_dir: Path, steps: list, pages: dict[str, Path]) -> dict[str, Path]:
+    """Each executed notebook of ``steps`` not yet in ``pages`` as HTML, added to it; its span goes on the
+    timeline."""
     from groot_lib.pipeline import progress
     from groot_lib.workbench.report import export_html
 
-    pages = {}
     for name, kernel, _ in steps:
-        executed = run_dir / f"{name}.ipynb"
-        if executed.exists():
+        executed, title = run_dir / f"{name}.ipynb", f"{name} ({kernel})"
+        if title not in pages and executed.exists():
             with progress.span("workflow", "html export"):
-                pages[f"{name} ({kernel})"] = export_html(executed)
+                pages[title] = export_html(executed)
     return pages
 
 
@@ -304,7 +304,7 @@ def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, reco
 
     artifacts_dir = run_dir / "artifacts"
     errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
-    pages = {**pages, **_html_pages(run_dir, [s for s in steps if f"{s[0]} ({s[1]})" not in pages])}
+    pages = _html_pages(run_dir, steps, dict(pages))
     verdicts_path = run_dir / "verdicts.json"
     verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() and not errors else None
     source = read_source(artifacts_dir)

@@ -1,9 +1,15 @@
 """Real probes of both kernels' interpreters; missing kernels become rows, not crashes."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from groot_lib.tiny import layout as tiny_layout
 from groot_lib.workbench import doctor
+from tests.conftest import REPO, run_in_env
 
 pytestmark = pytest.mark.integration
 
@@ -26,3 +32,28 @@ def test_missing_kernel_is_a_row(tmp_path, monkeypatch):
     row = doctor.probe("groot-original")
     assert "kernel.json missing" in row["error"]
     assert "make kernels" in doctor.format_table([row])
+
+
+def test_doctor_shows_what_a_report_uses(tmp_path):
+    """gr00t has no __version__ (doctor showed "gr00t ?"), and the shell's HF_HOME was shown although reports on the
+    tiny default use its isolated cache; HF_HOME given to make is what reports get, so doctor shows that."""
+    shell = {**os.environ, "HF_HOME": str(tmp_path / "shell-hf")}
+    out = subprocess.run([sys.executable, "-m", "groot_lib.workbench.doctor"], cwd=REPO, env=shell,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert f"HF_HOME  {tiny_layout.TINY_HF_HOME}: the tiny default's isolated cache" in out.stdout
+    assert "shell-hf" not in out.stdout
+    gr00t = run_in_env("groot-original", """
+        import importlib.metadata as m, json
+        from groot_lib.core import code_identity as c
+        root = c.package_root("gr00t")
+        print(json.dumps([m.version("gr00t"), str(root.parent), c.git_state(root)["commit"]] if root else None))
+    """)
+    assert gr00t, "gr00t is not installed in the groot-original env: make setup GR00T_SRC=/path/to/Isaac-GR00T"
+    version, source, commit = gr00t
+    assert f"gr00t {version} " in out.stdout and f"gr00t    {source}, commit {commit[:12]}" in out.stdout
+
+    given = subprocess.run(["make", "-s", "doctor", f"HF_HOME={tmp_path / 'given'}"], cwd=REPO, env=shell,
+                           capture_output=True, text=True, timeout=600)
+    assert given.returncode == 0, given.stderr
+    assert f"HF_HOME  {tmp_path / 'given'}: given with --hf-home / HF_HOME=" in given.stdout

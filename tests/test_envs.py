@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,8 @@ def test_packages_are_installed_with_their_bytecode(tmp_path, monkeypatch):
     assert _py(dest, cached) == "True" and envs.read_stamp(dest)["bytecode"] is True
 
 
-def test_gr00t_src_installed_recorded_and_sticky(tmp_path):
+def _fake_gr00t(tmp_path: Path) -> Path:
+    """A minimal Isaac-GR00T checkout: a git repo whose pyproject builds with setuptools, as the real one does."""
     src = tmp_path / "Isaac-GR00T"
     (src / "gr00t").mkdir(parents=True)
     (src / "gr00t/__init__.py").write_text("MARK = 'fake'\n")
@@ -116,12 +118,50 @@ def test_gr00t_src_installed_recorded_and_sticky(tmp_path):
                                         '[build-system]\nrequires = ["setuptools"]\n'
                                         'build-backend = "setuptools.build_meta"\n'
                                         '[tool.setuptools]\npackages = ["gr00t"]\n')
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "fake"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    return src
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_gr00t_install_leaves_the_checkout_untouched(tmp_path):
+    """`uv pip install -e` wrote gr00t.egg-info into the user's checkout; the .pth + dist-info install writes
+    nothing there, yet imports the checkout, reports its version and uninstalls cleanly."""
+    src, env = _fake_gr00t(tmp_path), tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    before = _tree(src)
+    envs._install_gr00t(envs.find_uv(), env, src)
+    envs._install_gr00t(envs.find_uv(), env, src)  # a reinstall replaces the first, leaving one dist-info
+    assert _tree(src) == before
+    assert subprocess.run(["git", "-C", str(src), "status", "--ignored", "--porcelain"],
+                          capture_output=True, text=True, check=True).stdout == ""
+    probe = ("import gr00t, importlib.metadata as m, json; d = m.distribution('gr00t'); "
+             "print(json.dumps([gr00t.__file__, gr00t.MARK, d.version, json.loads(d.read_text('direct_url.json'))]))")
+    file, mark, version, direct = json.loads(_py(env, probe))
+    assert (file, mark, version) == (str(src / "gr00t/__init__.py"), "fake", "0.0.1")
+    assert direct == {"url": src.as_uri(), "dir_info": {"editable": True}}
+    site = next(env.glob("lib/python3*/site-packages"))
+    assert sorted(p.name for p in site.glob("gr00t*")) == ["gr00t-0.0.1.dist-info", "gr00t-checkout.pth"]
+    subprocess.run([envs.find_uv(), "pip", "uninstall", "-q", "--python", str(env / "bin/python"), "gr00t"], check=True)
+    assert list(site.glob("gr00t*")) == []
+    assert _py(env, "import importlib.util as u; print(u.find_spec('gr00t'))") == "None"
+
+
+def test_gr00t_src_installed_recorded_and_sticky(tmp_path):
+    src = _fake_gr00t(tmp_path)
     yml, dest = _tiny(tmp_path), tmp_path / "env"
     assert envs.build(yml, dest) == "built"
     assert envs.build(yml, dest, gr00t_src=src) == "updated"  # same YAML: no full rebuild
     assert _py(dest, "import gr00t; print(gr00t.MARK)") == "fake"
     assert envs.read_stamp(dest)["gr00t_src"] == str(src)
     assert envs.build(yml, dest) == "up to date"  # no --gr00t-src: keep the recorded one
+    stamp = envs.read_stamp(dest)
+    (dest / envs.STAMP).write_text(json.dumps({**stamp, "gr00t_install": None}))  # installed the old way
+    assert envs.build(yml, dest) == "updated" and envs.read_stamp(dest)["gr00t_install"] == envs.GR00T_INSTALL
     assert envs.main(["build", str(yml), str(dest), "--gr00t-src", "none"]) == 0  # drop it: rebuild
     assert envs.read_stamp(dest)["gr00t_src"] is None
     assert _py(dest, "import importlib.util as u; print(u.find_spec('gr00t'))") == "None"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,21 @@ def test_jupyter_path_added_once(monkeypatch):
 def test_install_refuses_missing_interpreters(tmp_path):
     with pytest.raises(KernelError, match="make setup"):
         kernels.install(tmp_path)
+
+
+def test_tools_jupyter_finds_both_kernels_without_jupyter_path(tmp_path):
+    """`.envs/tools/bin/papermill notebooks/explore.ipynb` failed with NoSuchKernel unless JUPYTER_PATH was set: the
+    specs are also in the tools env's share/jupyter, and none lands in the user's ~/.local/share/jupyter."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "JUPYTER_DATA_DIR")}
+    env["HOME"] = str(tmp_path)
+    tools = REPO / ".envs" / "tools" / "bin"
+    subprocess.run([str(tools / "python"), "-m", "groot_lib.workbench.kernels", "install"], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    listed = subprocess.run([str(tools / "jupyter"), "kernelspec", "list", "--json"], cwd=tmp_path, env=env,
+                            check=True, capture_output=True, text=True)
+    found = json.loads(listed.stdout)["kernelspecs"]
+    for name in kernels.KERNELS:
+        assert Path(found[name]["resource_dir"]) == REPO / ".envs/tools/share/jupyter/kernels" / name
+        assert found[name]["spec"]["argv"] == kernels.kernel_spec(name)["argv"]
+    user = tmp_path / ".local" / "share" / "jupyter"  # jupyter itself makes the empty folder; nothing may be in it
+    assert [p for p in user.rglob("*") if p.is_file()] == [] and not (user / "kernels").exists()

@@ -21,6 +21,7 @@ Stdlib only (PyYAML when importable), so it runs from the bare bootstrap venv;
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import hashlib
 import json
@@ -36,6 +37,7 @@ from groot_lib.core.atomic import atomic_write_text
 from groot_lib.core.errors import MissingPackageError, ParityError
 
 STAMP = ".groot-env.json"
+GR00T_INSTALL = "pth"  # how the stamp's gr00t checkout was installed; an env with another install is redone
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -239,8 +241,43 @@ def _run(cmd: list, **kw) -> None:
         raise subprocess.CalledProcessError(proc.returncode, [str(c) for c in cmd])
 
 
+def _project_meta(src: Path) -> tuple[str, str]:
+    """(name, version) from the checkout's pyproject.toml; a dynamic version reads as 0+unknown."""
+    import tomllib
+
+    project = tomllib.loads((src / "pyproject.toml").read_text()).get("project", {})
+    return str(project.get("name") or "gr00t"), str(project.get("version") or "0+unknown")
+
+
 def _install_gr00t(uv: str, env: Path, src: Path) -> None:
-    _run([uv, "pip", "install", "--python", env / "bin/python", "--no-deps", "-e", src])
+    """An editable gr00t made by hand: a .pth naming the checkout plus a minimal dist-info.
+
+    Why: ``uv pip install -e`` builds with setuptools, which writes gr00t.egg-info into the user's own
+    checkout. A .pth is all an editable install needs (imports load the checkout, edits are live); the
+    dist-info (METADATA, PEP 610 direct_url.json, RECORD) lets importlib.metadata report the version
+    and ``uv pip uninstall`` remove exactly these files. Nothing is written under ``src``.
+    """
+    python, (name, version) = env / "bin/python", _project_meta(src)
+    _run([uv, "pip", "uninstall", "--python", python, name])  # any earlier install, whatever made it
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    dist = f"{re.sub(r'[^A-Za-z0-9.]+', '_', name)}-{version}.dist-info"
+    files = {
+        f"{name}-checkout.pth": f"{src}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/INSTALLER": "groot-parity\n",
+        f"{dist}/REQUESTED": "",
+        f"{dist}/direct_url.json": json.dumps({"url": src.as_uri(), "dir_info": {"editable": True}}) + "\n",
+    }
+    digest = lambda text: base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()  # noqa: E731
+    record = [f"{rel},sha256={digest(text)},{len(text.encode())}" for rel, text in files.items()]
+    (site / dist).mkdir(parents=True, exist_ok=True)
+    (site / dist / "RECORD").write_text("\n".join(record + [f"{dist}/RECORD,,"]) + "\n")  # first: an interrupted
+    for rel, text in files.items():  # install still uninstalls
+        (site / rel).write_text(text)
+    if (src / f"{name}.egg-info").is_dir():
+        print(f"note: {src / f'{name}.egg-info'} is left from an earlier `make setup` (or your own `pip install -e`); "
+              "the workbench no longer needs it, so you may delete it.")
 
 
 def build(yml: str | Path, dest: str | Path, *, gr00t_src: str | Path | None = None,
@@ -258,16 +295,16 @@ def build(yml: str | Path, dest: str | Path, *, gr00t_src: str | Path | None = N
         gr00t_src, origin = old["gr00t_src"], f"gr00t_src recorded in {dest / STAMP}"  # sticky
     src = _check_gr00t_src(gr00t_src, origin) if gr00t_src else None
     stamp = {"yaml": str(yml), "yaml_sha256": hashlib.sha256(text.encode()).hexdigest(),
-             "gr00t_src": str(src) if src else None}
+             "gr00t_src": str(src) if src else None, "gr00t_install": GR00T_INSTALL if src else None}
     same_yaml = old and old.get("yaml_sha256") == stamp["yaml_sha256"] and (dest / "bin/python").exists()
     if same_yaml and not force and old.get("builder") == "uv" and not old.get("bytecode"):
         _compile_bytecode(dest)  # an env built before uv was asked to compile: done in place, no rebuild
         _write_stamp(dest, {**old, "bytecode": True})
-    if same_yaml and not force and old.get("gr00t_src") == stamp["gr00t_src"]:
+    if same_yaml and not force and all(old.get(k) == stamp[k] for k in ("gr00t_src", "gr00t_install")):
         os.utime(dest / STAMP)  # keep make's timestamp check satisfied
         print(f"{dest}: up to date ({yml.name})")
         return "up to date"
-    if same_yaml and not force and src:  # only the gr00t checkout changed
+    if same_yaml and not force and src:  # only the gr00t checkout (or how it is installed) changed
         (dest / STAMP).unlink()
         _install_gr00t(find_uv(), dest, src)
         _write_stamp(dest, {**old, **stamp})
@@ -357,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="build/refresh one env from its YAML")
     b.add_argument("yml")
     b.add_argument("dest")
-    b.add_argument("--gr00t-src", help="Isaac-GR00T checkout to install --no-deps -e "
+    b.add_argument("--gr00t-src", help="Isaac-GR00T checkout to install editable, nothing written into it "
                    "(default: keep the recorded one; 'none' drops it)")
     b.add_argument("--python", help="interpreter for the uv route instead of searching pyenv/PATH "
                    "(conda, when present, brings its own; GROOT_ENV_BACKEND=uv skips conda)")

@@ -1,8 +1,9 @@
 """The two Jupyter kernels, kept inside the repo.
 
-Why: papermill picks an interpreter by kernel name. Writing the kernel specs to
-``<repo>/kernels/<name>/kernel.json`` and pointing ``JUPYTER_PATH`` at the repo keeps
-the user's global Jupyter config untouched, and a fresh checkout fully self-contained.
+Why: papermill picks an interpreter by kernel name. Each spec is written twice, never to the user's
+global Jupyter config: ``<repo>/kernels/<name>/kernel.json`` (found with ``JUPYTER_PATH=<repo>``,
+as the workbench sets it) and the tools env's ``share/jupyter/kernels/<name>/kernel.json``, a
+folder its own jupyter and papermill search by default, so ``.envs/tools/bin/papermill`` works bare.
 
 CLI: ``python -m groot_lib.workbench.kernels install [--envs .envs]``
 """
@@ -50,21 +51,25 @@ def kernel_spec(name: str, envs: str | Path = REPO / ".envs") -> dict:
 
 
 def install(envs: str | Path = REPO / ".envs") -> list[Path]:
-    """Write both kernel.json files (the interpreters must exist: ``make setup``); returns those that changed."""
+    """Write both kernel.json files to the repo and to the tools env (the interpreters must exist: ``make setup``);
+    returns those that changed."""
     from groot_lib.core.errors import KernelError
 
+    tools = Path(os.path.abspath(Path(envs) / "tools"))
+    if not (tools / "bin" / "python").is_file():
+        raise KernelError(f"the tools env {tools} does not exist. Run `make setup`.")
     written = []
     for name in KERNELS:
         spec = kernel_spec(name, envs)
         if not Path(spec["argv"][0]).is_file():
             raise KernelError(f"kernel '{name}': interpreter {spec['argv'][0]} does not exist. Run `make setup`.")
-        out = REPO / "kernels" / name / "kernel.json"
         text = json.dumps(spec, indent=2) + "\n"
-        if out.is_file() and out.read_text() == text:
-            continue  # unchanged: nothing to say on every make target
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
-        written.append(out)
+        for out in (REPO / "kernels" / name / "kernel.json", tools / "share/jupyter/kernels" / name / "kernel.json"):
+            if out.is_file() and out.read_text() == text:
+                continue  # unchanged: nothing to say on every make target
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out, text)
+            written.append(out)
     return written
 
 
@@ -100,7 +105,8 @@ def interpreter(name: str) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m groot_lib.workbench.kernels")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("install", help="write kernels/*/kernel.json").add_argument("--envs", default=str(REPO / ".envs"))
+    sub.add_parser("install", help="write kernels/*/kernel.json and the tools env's copies").add_argument(
+        "--envs", default=str(REPO / ".envs"))
     sub.add_parser("list", help="kernels visible with JUPYTER_PATH=<repo>")
     args = ap.parse_args(argv)
     from groot_lib.core.errors import ParityError
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "install":
             for p in install(args.envs):
-                print(f"wrote {p.relative_to(REPO)} (use it with JUPYTER_PATH={jupyter_path()})")
+                print(f"wrote {os.path.relpath(p, REPO)}")
         else:
             for name, where in installed_kernels().items():
                 print(f"{name:20s} {where}")

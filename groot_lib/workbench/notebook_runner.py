@@ -7,6 +7,7 @@ the executed notebook on disk to open and inspect, not a wall of traceback.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import signal
@@ -26,7 +27,7 @@ _RUNNING_LOCK = threading.Lock()
 
 
 def _tracked_kernel_manager():
-    """nbclient's kernel manager over IPC, remembering each kernel it starts so Ctrl-C can stop it at once.
+    """nbclient's kernel manager over IPC, remembering each kernel it starts so a stop signal can kill it at once.
 
     Kernels run in their own session (jupyter_client), so the terminal's Ctrl-C never reaches them.
     """
@@ -86,28 +87,38 @@ def kill_kernels() -> int:
     return killed
 
 
-@contextmanager
-def sigint_kills_kernels():
-    """While inside: Ctrl-C kills the kernels at once, then raises KeyboardInterrupt.
+# What stops a run, and who sends it; the workflow then exits 128 + its number.
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "kill, timeout, docker stop",
+                signal.SIGHUP: "the terminal closed"}
 
-    Yields a dict whose ``interrupted`` turns true on Ctrl-C: nbclient may swallow the KeyboardInterrupt
-    (it then reports a dead kernel), so callers check the flag, not only the exception.
+
+@contextmanager
+def stop_signals_kill_kernels():
+    """While inside: SIGINT, SIGTERM or SIGHUP kills the kernels at once, then raises KeyboardInterrupt.
+
+    Yields a dict whose ``signal`` becomes the first signal's number: nbclient may swallow the KeyboardInterrupt
+    (it then reports a dead kernel), so callers check it, not only the exception. A repeated signal only kills
+    again, so the caller's cleanup runs to the end. papermill's logger goes quiet on the first one: its "Kernel
+    died ..." lines are about kernels we killed on purpose.
     """
-    state = {"interrupted": False, "killed": 0}
+    state = {"signal": None, "killed": 0}
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
 
     def handler(signum, frame):
-        state["interrupted"] = True
         state["killed"] += kill_kernels()
-        raise KeyboardInterrupt
+        if state["signal"] is None:
+            state["signal"] = signal.Signals(signum)
+            logging.getLogger("papermill").disabled = True
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield state
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 class NotebookExecutionError(ParityError):

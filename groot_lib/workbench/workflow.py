@@ -5,8 +5,9 @@
         [--noise-mode seed|inject] [--precision-k 2] [--out-root DIR] [--artifacts-root DIR]
 
 Exit status: 0 when every verdict passes, 1 when any fails (or a variant was refused),
-2 when a setting is invalid or a notebook could not finish, 130 on Ctrl-C. The report is
-written in every case but a bad setting (refused before anything runs) and Ctrl-C.
+2 when a setting is invalid or a notebook could not finish, 128 + the signal's number when
+stopped (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; summary.EXIT_MEANING). The report is written
+in every case but a bad setting (refused before anything runs) and a stop signal.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from groot_lib.tiny import layout as tiny_layout
+from groot_lib.core import report_folder
 from groot_lib.core.errors import ParityError
 
 # jsonschema (under nbformat and papermill) imports rfc3987_syntax when it is installed (jupyter-events brings it
@@ -77,21 +80,13 @@ def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | 
                             "workflow": peak_rss_mb()}}
 
 
-def _fresh_dir(root: Path, stamp: str) -> Path:
-    """``root/<stamp>``, or ``<stamp>-2``... : a report never overwrites an earlier one."""
-    root.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        path = root / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise ParityError(f"could not create a fresh report folder under {root}")
-
-
 class Interrupted(ParityError):
-    """Ctrl-C: both kernels were killed and the unfinished report folder removed."""
+    """A stop signal (notebook_runner.STOP_SIGNALS): both kernels were killed and the unfinished report folder
+    removed; the process exits 128 + ``signum``."""
+
+    def __init__(self, message: str, *, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 @contextmanager
@@ -171,16 +166,15 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     from groot_lib.pipeline import progress
     from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE
     from groot_lib.workbench import preflight
-    from groot_lib.workbench.notebook_runner import kill_kernels, run_notebook, sigint_kills_kernels
+    from groot_lib.workbench.notebook_runner import kill_kernels, run_notebook, stop_signals_kill_kernels
 
     began = time.perf_counter()
     recorded_began = time.time()  # the timeline's zero
     notebooks = Path(notebooks or NOTEBOOKS)
-    out_root, store_dir = Path(out_root or REPO / "reports"), Path(artifacts_root or DEFAULT_ROOT)
+    out_root, store_dir = Path(out_root or report_folder.ROOT), Path(artifacts_root or DEFAULT_ROOT)
     values, sources = settings.resolve(given)
     plan = preflight.check(values, out_root=out_root, store_root=store_dir)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = _fresh_dir(out_root, stamp)
+    run_dir = report_folder.create(out_root)  # marked as this run's until the report is written
     artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
     resolved = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags)}
     recorded = {**resolved, "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds,
@@ -199,7 +193,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
         steps = steps[1:]
     else:
         # Tells the consumer a producer is on its way (it fails fast when none is).
-        atomic_write_text(artifacts_dir / RUNNING_FILE, json.dumps({"pid": os.getpid()}) + "\n")
+        report_folder.write_marker(artifacts_dir / RUNNING_FILE)
     timings, outcome, pages = {}, {}, {}
     tail = ProgressPrinter(run_dir / "progress.log", began, quiet=quiet,
                            **({"kernels": "the groot-lerobot kernel (the original's outputs are given)"}
@@ -229,37 +223,42 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     # starts once the producer's kernel is gone.
     overlap = plan.memory.mode == "overlap"
     consumer = threading.Thread(target=run, args=steps[-1], daemon=True, name="consumer")
-    with sigint_kills_kernels() as sigint, kernel_environment(run_dir):
+    # The report is written inside too (the kernels' environment puts this process's HTML spans on the timeline):
+    # a stop signal while it is written removes the folder as well.
+    with stop_signals_kill_kernels() as stop, kernel_environment(run_dir):
         try:
             if overlap or len(steps) == 1:
                 consumer.start()
             if len(steps) == 2:
                 run(*steps[0])
-            if not consumer.ident and not sigint["interrupted"]:
+            if not consumer.ident and not stop["signal"]:
                 consumer.start()
-            if outcome.get("producer") and not sigint["interrupted"]:
+            if outcome.get("producer") and not stop["signal"]:
                 atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
             if len(steps) == 2 and consumer.is_alive():  # the producer's page, while the consumer works
                 _html_pages(run_dir, steps[:1], pages)
             if consumer.ident is not None:
                 consumer.join()
+            if not stop["signal"]:  # (run() swallows the KeyboardInterrupt when it lands in a notebook)
+                tail.stop()
+                (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
+                try:
+                    written = _write_report(run_dir, steps, outcome, timings, recorded, began, pages,
+                                            zero=recorded_began)
+                except Exception as exc:  # noqa: BLE001 - a bug of ours must still leave a report that says so
+                    written = _internal_error(run_dir, exc)
+                report_folder.finish(run_dir)
+                return written
         except KeyboardInterrupt:
-            sigint["interrupted"] = True
-    if sigint["interrupted"]:
-        tail.stop()
-        killed = sigint["killed"] + kill_kernels()
+            stop["signal"] = stop["signal"] or signal.SIGINT
+        tail.stop()  # stopped: a repeated signal only kills again, so the folder goes in full
+        killed = stop["killed"] + kill_kernels()
         if consumer.ident is not None:
             consumer.join(timeout=1.0)
         shutil.rmtree(run_dir, ignore_errors=True)
-        raise Interrupted(f"interrupted: {killed} kernel(s) stopped; the unfinished report folder {run_dir} was "
-                          "removed (stored artifacts are kept and reused next time)")
-    tail.stop()
-    (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
-    try:
-        with kernel_environment(run_dir):  # this process's own spans (HTML) join the kernels' on the timeline
-            return _write_report(run_dir, steps, outcome, timings, recorded, began, pages, zero=recorded_began)
-    except Exception as exc:  # noqa: BLE001 - a bug of ours must still leave a report that says so, not a traceback
-        return _internal_error(run_dir, exc)
+        raise Interrupted(f"interrupted by {stop['signal'].name}: {killed} kernel(s) stopped; the unfinished report "
+                          f"folder {run_dir} was removed (stored artifacts are kept and reused next time)",
+                          signum=stop["signal"])
 
 
 def _internal_error(run_dir: Path, exc: Exception) -> tuple[int, Path]:
@@ -429,10 +428,13 @@ def record_upstream_dumps(lerobot_src: Path, device: str = "cpu") -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     from groot_lib.core import settings
+    from groot_lib.workbench.summary import EXIT_MEANING
 
     parser = argparse.ArgumentParser(prog="gr00t-parity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="run producer + consumer and write reports/<UTC>/index.html")
+    exits = "exit status:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_MEANING.items())
+    rep = sub.add_parser("report", help="run producer + consumer and write reports/<UTC>/index.html", epilog=exits,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     for knob in settings.KNOBS:
         env = f"; ${knob.env}" if knob.env else ""
         rep.add_argument(knob.flag, dest=knob.name, help=f"{knob.help} (default {knob.default}{env})")
@@ -464,8 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code, index = run_report(out_root=args.out_root, artifacts_root=args.artifacts_root, **given)
     except Interrupted as exc:
-        print(f"\ngr00t-parity: {exc}", file=sys.stderr, flush=True)
-        os._exit(130)  # the killed consumer's thread must not hold the exit
+        newline = "\n" if exc.signum == signal.SIGINT else ""  # past the terminal's ^C
+        print(f"{newline}gr00t-parity: {exc}", file=sys.stderr, flush=True)
+        os._exit(128 + exc.signum)  # the killed consumer's thread must not hold the exit
     except ParityError as exc:
         print(f"gr00t-parity: error: {exc}", file=sys.stderr)
         return 2

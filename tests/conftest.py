@@ -24,10 +24,11 @@ def env_python(kernel: str) -> Path:
     return Path(path)
 
 
-def run_in_env(kernel: str, code: str, *, timeout: int = 600) -> dict:
-    """Run ``code`` with a kernel's interpreter; it must print one JSON object on its last line."""
-    proc = subprocess.run([str(env_python(kernel)), "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+def run_in_env(kernel: str, code: str, *args: str, timeout: int = 600) -> dict:
+    """Run ``code`` (with ``args`` as sys.argv[1:]) with a kernel's interpreter; it must print one JSON object on
+    its last line."""
+    proc = subprocess.run([str(env_python(kernel)), "-c", textwrap.dedent(code), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"{kernel} snippet failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -63,3 +63,17 @@ def assess(max_abs: float, expected: ExpectedGap | None) -> NoiseAssessment | No
     if expected is None or max_abs != max_abs:  # NaN: the row already fails with counts
         return None
     return NoiseAssessment(expected, float(max_abs) / expected.max_abs)
+
+
+def needs_localising(action_pred, artifact, *, atol: float, rtol: float, lerobot_device: str | None) -> bool:
+    """Whether model parity will FAIL or be SUSPECT, by the verdict's own rules (compare_close, expected gap):
+    STAGES=auto compares and re-runs LeRobot's stages for exactly those tags. Lives here, beside the rule, so
+    a stored replay's key (the code it goes through) does not hold the plotting code."""
+    from groot_lib.compare.tensors import compare_close
+
+    c = compare_close(action_pred, artifact.action_pred, name="action_pred", atol=atol, rtol=rtol)
+    if not c.passed or not c.comparable:
+        return True
+    noise = assess(c.max_abs, expected_gap(artifact.producer.get("device"), lerobot_device,
+                                           artifact.producer.get("dtype", "float32")))
+    return bool(noise and noise.suspect)

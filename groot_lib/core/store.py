@@ -21,11 +21,34 @@ _LIB = Path(__file__).resolve().parents[1]  # groot_lib/
 DEFAULT_ROOT = _LIB.parent / "build" / "artifacts"
 
 
-def code_digest(*modules: str) -> str:
-    """Hash of the named groot_lib modules' source ('pipeline.replay', ...): editing how an output is computed
-    invalidates it, and only the modules that compute it count (one concept per module keeps keys tight)."""
+def module_closure(*entries: str) -> list[str]:
+    """The groot_lib modules ``entries`` ('pipeline.replay', ...) import, directly or through one another, lazy
+    imports inside functions included (read from the AST, nothing is imported): what can change their outputs."""
+    import ast
+
+    seen: set[str] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        path = _LIB / (name.replace(".", "/") + ".py")
+        if name in seen or not path.is_file():
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            todo += [n[len("groot_lib."):] for n in names if n.startswith("groot_lib.")]
+    return sorted(seen)
+
+
+def code_digest(*entries: str) -> str:
+    """Hash of the source of the groot_lib modules ``entries`` import (``module_closure``): editing any code an
+    output goes through invalidates it. Derived from the imports, so a new helper module cannot be forgotten."""
     digest = hashlib.sha256()
-    for name in sorted(modules):
+    for name in module_closure(*entries):
         digest.update(name.encode() + b"\0" + (_LIB / (name.replace(".", "/") + ".py")).read_bytes())
     return digest.hexdigest()[:16]
 

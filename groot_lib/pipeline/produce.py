@@ -26,10 +26,6 @@ from groot_lib.pipeline import handoff, progress
 from groot_lib.pipeline.driver import Job, get_or_compute
 from groot_lib.tiny import layout as tiny_layout
 
-# groot_lib modules whose code shapes an artifact: editing one invalidates stored artifacts.
-PRODUCER_CODE = ("pipeline.produce", "pipeline.driver", "backends.original", "backends.contract", "backends.stages",
-                 "backends.noise", "backends.tensors", "backends.math_stack", "core.observations", "core.checkpoint",
-                 "core.artifact", "core.variants", "core.code_identity", "core.machine", "core.sweep")
 
 
 @dataclass
@@ -63,7 +59,8 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
     where = provenance.get("producer", {})
     ran_on = f"{where.get('device', which)}" + (f" ({where['gpu']})" if where.get("gpu") else "")
     banner = (f"original outputs: recorded on {ran_on} with gr00t {provenance.get('gr00t_commit', '?')[:12]}, "
-              f"torch {where.get('torch', '?')}, not run live ({reason}); {handoff.RECORDED_DRIFT}")
+              f"torch {where.get('torch', '?')}, not run live ({reason}); "
+              f"{handoff.RECORDED_DRIFT['cuda' if str(where.get('device', which)).startswith('cuda') else 'cpu']}")
     result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))
     root = tiny_layout.recorded_root(which, checkpoint)
 
@@ -104,6 +101,12 @@ def use_artifacts(source_dir: Path, output_dir: Path, tags: list[str]) -> Produc
                 result.artifacts.setdefault(tag, {})[variant] = publish(by_tag[tag], output_dir / by_tag[tag].name)
                 result.rows.append({"tag": tag, "variant": variant, "status": "imported", "artifact": by_tag[tag].name})
                 progress.note("producer", f"{tag} {variant}: imported {by_tag[tag].name}")
+    for case_dir in input_sweep.case_dirs(source_dir):  # the input sweep's cases, when the folder has them
+        for tag, path in find_artifacts(case_dir).items():
+            if tag in tags:
+                publish(path, case_path(output_dir, case_dir.name, tag))
+                result.rows.append({"tag": tag, "variant": next(iter(found)), "status": "imported",
+                                    "case": case_dir.name})
     handoff.write_source(output_dir, result.source_info(imported_from=str(source_dir), upstream_dumps=dumps))
     return result
 
@@ -123,6 +126,24 @@ def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
     return artifact
 
 
+def key_base(checkpoint: Path, gr00t: dict, *, seed: int, batch_size: int, device: str, stage_mb: float) -> dict:
+    """What every stored original artifact is keyed by, beside its own tag, variant, noise and sweep case: the
+    checkpoint's fingerprint and every file the model reads (the checkpoint's files, the backbone's HF cache),
+    the observation recipe, seed, batch and device, gr00t's commit and the content of its sources (uncommitted
+    edits included), the machine's math stack, versions, and the groot_lib code the producer goes through
+    (derived from its imports). Never a name or version number alone."""
+    from groot_lib.backends import math_stack
+    from groot_lib.core import runinfo
+
+    return {"schema": SCHEMA, "checkpoint": ckpt.fingerprint(checkpoint)["fingerprint"], "seed": seed,
+            "batch_size": batch_size, "recipe": OBSERVATION_RECIPE, "device": device, "gr00t": gr00t.get("commit"),
+            "gr00t_code": gr00t.get("code"),
+            "checkpoint_files": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
+            "machine": math_stack.machine_info(device),
+            "versions": runinfo.versions("torch", "transformers", "gr00t", "numpy"),
+            "code": code_digest("pipeline.produce"), "stage_mb": stage_mb}
+
+
 def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tags=None, seed=None,
             batch_size=None, device=None, variants=None, allow_recorded: bool = True, recordings=None, stage_mb=None,
             stages=None, sweep=None,
@@ -132,7 +153,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     Artifacts are kept in a content-addressed store (default ``build/artifacts``) and
     published into ``output_dir``; a valid stored one is reused and no model is loaded for it.
     """
-    from groot_lib.backends import contract, math_stack, process
+    from groot_lib.backends import contract, process
     from groot_lib.backends import original as ob
     from groot_lib.backends import stages as stage_capture
     from groot_lib.core import runinfo
@@ -176,14 +197,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     raws = {tag: build_observations(layouts[tag], seed=seed, batch_size=batch_size, statistics=stats[tag]) for tag in tags}
     sweep_cases = {tag: [input_sweep.case(layouts[tag], i, seed) for i in range(sweep)] for tag in tags}
     first = runnable[0].name
-    # Keyed by content, never by names alone: gr00t's source (uncommitted edits included), every file the
-    # model reads, the machine's math stack, and groot_lib's own code.
-    base = {"schema": SCHEMA, "checkpoint": fp["fingerprint"], "seed": seed, "batch_size": batch_size,
-            "recipe": OBSERVATION_RECIPE, "device": device, "gr00t": status.get("commit"),
-            "gr00t_code": status.get("code"), "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
-            "machine": math_stack.machine_info(device),
-            "versions": runinfo.versions("torch", "transformers", "gr00t", "numpy"),
-            "code": code_digest(*PRODUCER_CODE), "stage_mb": stage_mb}
+    base = key_base(checkpoint, status, seed=seed, batch_size=batch_size, device=device, stage_mb=stage_mb)
     first_noise: dict[str, object] = {}
     timings: dict[str, float] = {}
 
@@ -209,8 +223,9 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         raw, case = job.context["raw"], job.context.get("case")
         inputs = ob.preprocess(loaded, layouts[job.tag], raw)
         # Later variants start from the first variant's noise: precision is then the only change.
-        # the reference variant also records its named stages (backends/stages.py): where a divergence starts
-        stages = bool(stage_mb) and job.variant.name == first and case is None
+        # the reference variant also records its named stages (backends/stages.py): where a divergence starts,
+        # for the fixed observation and each input-sweep case alike
+        stages = bool(stage_mb) and job.variant.name == first
         out = ob.sample(loaded, inputs, seed=job.context["seed"], noise=None if case else first_noise.get(job.tag),
                         capture_stages=stages, stage_inputs=stages, stage_mb=stage_mb)
         captured = out.pop("stages", None)

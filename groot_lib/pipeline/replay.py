@@ -27,10 +27,6 @@ from groot_lib.pipeline import progress
 from groot_lib.pipeline.driver import Job, get_or_compute
 
 REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
-REPLAY_CODE = ("pipeline.replay", "pipeline.driver", "backends.lerobot", "backends.contract", "backends.stages",
-               "backends.noise",
-               "backends.tensors", "backends.math_stack", "core.checkpoint", "core.variants", "core.code_identity",
-               "core.machine", "core.artifact", "core.upstream")  # the last two: how an artifact's inputs are read
 PRE = "pre."  # prefix of preprocessor outputs inside a replay
 STAGE = "stage."  # prefix of the parity replay's named stages (backends/stages.py) inside a replay
 DECODED, DECODED_CONFIGURED = "decoded_action", "decoded_action_configured"  # see _decoded
@@ -144,7 +140,7 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
     seeded noise differs) and the preprocessor run. Other variants: one replay from ref's noise."""
     from groot_lib.backends import lerobot as lb
     from groot_lib.backends import stages as stage_capture
-    from groot_lib.compare.parity import needs_localising
+    from groot_lib.compare.expected_gap import needs_localising
 
     recorded_noise = ref.initial_noise
     if not reference:
@@ -158,9 +154,10 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
     localise = capture or (bool(stage_mb) and stages == "auto" and bool(ref.stages) and needs_localising(
         out["action_pred"], ref, atol=tolerances[0], rtol=tolerances[1], lerobot_device=loaded.device))
     captured = out.get("stages", {})
-    if localise and not capture:  # parity fails or is SUSPECT: the same run again, now with its stages
+    if localise:  # parity fails or is SUSPECT: the same run again, now with its stages and their inputs (what a
+        # stage that adds no error of its own was given differently: compare.stages.input_differences)
         captured = lb.sample(loaded, source.inputs, seed=source.seed, noise=noise, capture_stages=True,
-                             stage_mb=stage_mb)["stages"]
+                             stage_inputs=True, stage_mb=stage_mb)["stages"]
     arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in captured.items()}}
     if localise and any(k.endswith(stage_capture.INPUTS) for k in ref.stages):
         reruns, skipped = stage_capture.rerun(loaded.model, ref.stages, device=loaded.device, model_inputs=ref.inputs)
@@ -210,6 +207,21 @@ def _decoded(loaded, layout, raw, action_pred) -> dict[str, np.ndarray]:
     return out
 
 
+def key_base(checkpoint: Path, *, device: str, lerobot: dict, stage_mb: float, stages: str) -> dict:
+    """What every stored LeRobot replay is keyed by, beside its own tag, variant, artifact bytes and noise:
+    LeRobot's *source* (an edited or editable install recomputes), every file the model reads (the checkpoint's
+    files and the backbone's HF cache), the machine's math stack, versions, and the groot_lib code the replay goes
+    through (derived from its imports). Never a name or version number alone."""
+    from groot_lib.backends import math_stack
+    from groot_lib.core import runinfo
+
+    return {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest("pipeline.replay"),
+            "lerobot_code": lerobot["code"], "checkpoint_files": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
+            "machine": math_stack.machine_info(device),
+            "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy"), "stage_mb": stage_mb,
+            "stages": stages}
+
+
 def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, variants: list[str], device: str,
                noise_mode: str = "seed", store_dir=None, stage_mb: float = 256, stages: str = "auto",
                atol: float = 1e-3, rtol: float = 1e-3,
@@ -220,23 +232,16 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     (tag, case) -> the input sweep's artifacts (core/sweep.py), replayed under the reference variant only.
     """
     from groot_lib.backends import lerobot as lb
-    from groot_lib.backends import contract, math_stack
-    from groot_lib.compare.parity import needs_localising
-    from groot_lib.core import runinfo
+    from groot_lib.backends import contract
+    from groot_lib.compare.expected_gap import needs_localising
 
     store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
     runnable, refused = plan(variants, device, kernel=lb.KERNEL)
     result = ReplaySet(refused=refused)
     refs = artifacts[DEFAULT_VARIANT]
     study = len(runnable) > 1
-    # LeRobot's *source* (an edited or editable install recomputes), every file the model reads, the
-    # machine's math stack, and groot_lib's own code: never a version number alone.
     lerobot = code_identity.package_identity("lerobot")
-    base = {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest(*REPLAY_CODE),
-            "lerobot_code": lerobot["code"], "inputs": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
-            "machine": math_stack.machine_info(device),
-            "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy"), "stage_mb": stage_mb,
-            "stages": stages}
+    base = key_base(checkpoint, device=device, lerobot=lerobot, stage_mb=stage_mb, stages=stages)
     result.code = lerobot
     digests: dict[Path, str] = {}
 
@@ -252,13 +257,13 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         jobs = []
         for tag, ref in refs.items():
             source = artifacts.get(variant.name, {}).get(tag, ref)
-            fields = {**base, "tag": tag, "variant": variant.name, "inputs": digest(source)}
+            fields = {**base, "tag": tag, "variant": variant.name, "artifact": digest(source)}
             fields.update({"noise_mode": noise_mode, "study": study} if reference else {"noise": digest(ref)})
             key = content_key(fields)
             jobs.append(Job(tag, variant, key, entry_path(store_dir, "lerobot", tag, variant.name, key),
                             {"ref": ref, "source": source, "reference": reference}))
         for (tag, case), art in (sweep or {}).items() if reference else ():  # the input sweep: one load for all
-            key = content_key({**base, "tag": tag, "variant": variant.name, "inputs": digest(art),
+            key = content_key({**base, "tag": tag, "variant": variant.name, "artifact": digest(art),
                                "noise_mode": noise_mode, "sweep": case})
             jobs.append(Job(tag, variant, key, entry_path(store_dir, "lerobot", f"{tag}.{case}", variant.name, key),
                             {"ref": art, "source": art, "reference": True, "case": case}))
@@ -269,8 +274,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         case = job.context.get("case")
         arrays = _compute(loaded, checkpoint, job.context["ref"], job.context["source"],
                           reference=job.context["reference"], noise_mode=noise_mode, study=study and not case,
-                          notes=result.notes, stage_mb=0 if case else stage_mb, stages="off" if case else stages,
-                          tolerances=(atol, rtol))
+                          notes=result.notes, stage_mb=stage_mb, stages=stages, tolerances=(atol, rtol))
         info = {"provenance": contract.provenance_once(lb, loaded),
                 "seconds": time.perf_counter() - start, "stages": stages}
         return arrays, info
@@ -287,8 +291,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
         """A stored replay, unless STAGES=auto now needs the stages it was stored without (new tolerances can turn
         a PASS into a FAIL): tolerances alone never recompute a replay that already has what the verdict needs."""
         stored = _read(job.path, job.key, result.notes)
-        if stored is None or not job.context["reference"] or stages != "auto" or not stage_mb \
-                or job.context.get("case"):
+        if stored is None or not job.context["reference"] or stages != "auto" or not stage_mb:
             return stored
         ref = job.context["ref"]
         if ref.stages and not any(k.startswith(STAGE) for k in stored[0]) and needs_localising(

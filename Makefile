@@ -1,16 +1,13 @@
-# gr00t-parity workbench.
-#   make setup [GR00T_SRC=/path/to/Isaac-GR00T]   build the three envs (incremental;
-#                                                  GR00T_SRC is remembered, =none drops it)
-#   make kernels | doctor | test | report | record-references | export-upstream | bench
-#   make report CKPT=... TAGS=... SEED=... ATOL=... RTOL=... DEVICE=... VARIANTS=... PRECISION_K=...
-# Envs are described by environment-*.yml; groot_lib/envs.py turns them into
+# gr00t-parity workbench. `make` alone (or `make help`) lists the targets, from the `## ` line above each,
+# and the report knobs, from groot_lib/core/settings.py.
+# Envs are described by environment-*.yml; groot_lib/workbench/envs.py turns them into
 # $(ENVS)/<name> and rebuilds one only when its YAML (or GR00T_SRC) changed.
 
 SHELL := /bin/bash
 ENVS ?= .envs
 GR00T_SRC ?=
-# Report knobs, one per groot_lib/settings.py Knob (its make name); empty = that knob's default.
-# Every value is validated before any kernel starts (bad values exit 2 within ~1 s).
+# Report knobs, one per groot_lib/core/settings.py Knob (its make name; `make help` shows each one's default and
+# help); empty = that knob's default. Every value is validated before any kernel starts (bad values exit 2 within ~1 s).
 CKPT ?=
 TAGS ?=
 SEED ?=
@@ -18,24 +15,20 @@ BATCH ?=
 ATOL ?=
 RTOL ?=
 DEVICE ?=
-# fp32-sdpa,bf16-sdpa by default (parity + precision study); add bf16-flash on a CUDA box with flash-attn
 VARIANTS ?=
 PRECISION_K ?=
 NOISE_MODE ?=
-# without gr00t: cpu (references/tiny) or cuda (references/tiny-cuda, recorded on a GPU by bench/gpu/check.sh)
 RECORDINGS ?=
-# MiB per tag for the named-stage capture that localises a divergence (default 256; 0 turns it off)
 STAGE_MB ?=
-# auto: LeRobot's stages compared (and re-run) only for tags whose model parity fails or is SUSPECT; all | off
 STAGES ?=
-# auto: both kernels at once when one model at a time fits beside the other kernel, else one after the other; overlap | sequential force it
 SCHEDULE ?=
 MEMORY_GB ?=
-# N more observations per tag stressing other inputs (prompts, batch sizes, images at real resolutions, states)
 SWEEP ?=
-# judge existing outputs of the original instead of running it (ARTIFACTS=dir; LeRobot's own dumps need TRUST_LEGACY=1)
 ARTIFACTS ?=
 TRUST_LEGACY ?=
+# Where reports and the content-addressed artifact store go (--out-root, --artifacts-root); empty: reports/, build/artifacts
+REPORTS_DIR ?=
+STORE_DIR ?=
 # HF_HOME is forwarded only when given on the command line (make report HF_HOME=...): an HF_HOME in your
 # shell still reaches the kernels, but never replaces the tiny default's isolated cache.
 HF_HOME_ARG := $(if $(filter command line,$(origin HF_HOME)),$(HF_HOME))
@@ -62,10 +55,17 @@ REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)
   $(if $(STAGES),--stages '$(STAGES)') $(if $(STAGE_MB),--stage-mb '$(STAGE_MB)') $(if $(SCHEDULE),--schedule '$(SCHEDULE)') \
   $(if $(MEMORY_GB),--memory-gb '$(MEMORY_GB)') $(if $(ARTIFACTS),--artifacts '$(ARTIFACTS)') $(if $(SWEEP),--sweep '$(SWEEP)') \
   $(if $(TRUST_LEGACY),--trust-legacy '$(TRUST_LEGACY)') \
-  $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
+  $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)') \
+  $(if $(REPORTS_DIR),--out-root '$(REPORTS_DIR)') $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
 
-.PHONY: setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports export-upstream record-upstream-dumps clean FORCE
+.PHONY: help setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports attach-checkpoint export-upstream record-upstream-dumps clean FORCE
+.DEFAULT_GOAL := help
 
+## this list (the default goal; it builds nothing)
+help:
+	@PYTHONPATH=$(CURDIR) $(or $(PY312),python3) -m groot_lib.workbench.makehelp
+
+## build the three envs (incremental); GR00T_SRC=/path/to/Isaac-GR00T adds gr00t (remembered; =none drops it)
 setup: $(ENVS)/tools/$(STAMP) $(ENVS)/original/$(STAMP) $(ENVS)/lerobot/$(STAMP)
 
 # uv + pyyaml in a tiny venv; everything else is built with them.
@@ -92,12 +92,15 @@ $(ENVS)/original/$(STAMP): environment-original.yml $(ENVS)/.gr00t-src groot_lib
 	$(ENVBUILD) $< $(ENVS)/original $(if $(PY310),--python $(PY310)) \
 	  $(if $(GR00T_SRC),--gr00t-src '$(GR00T_SRC)')
 
+## write the two Jupyter kernelspecs (nothing goes to your global Jupyter config)
 kernels: setup
 	@$(TOOLS) -m groot_lib.workbench.kernels install --envs $(ENVS)
 
+## each kernel's versions, where gr00t comes from, and the HF cache a report uses (takes CKPT= and HF_HOME=)
 doctor: kernels
-	$(TOOLS) -m groot_lib.workbench.doctor
+	@$(TOOLS) -m groot_lib.workbench.doctor $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
+## the test suite
 test: kernels browser
 	$(TOOLS) -m pytest -q tests
 
@@ -108,62 +111,81 @@ browser:
 	  { echo "error: the page-rendering test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; }
 
 # make exits 2 on any failure (FAIL or error); ./gr00t-parity report ... keeps the workflow's own 0/1/2/130.
+## run both implementations, write reports/<UTC>/index.html (knobs below; REPORTS_DIR= and STORE_DIR= move
+## the reports folder and the artifact store)
 report: kernels
 	@$(TOOLS) -m groot_lib.workbench.workflow report $(REPORT_ARGS)
 
 # JupyterLab with both kernels; Jupyter's config, settings and workspaces stay under build/jupyter, so
 # nothing is written to your global Jupyter config. LAB_ARGS=--no-browser etc.
 LAB_ARGS ?=
+## JupyterLab with both kernels (LAB_ARGS=--no-browser ...)
 lab: kernels
 	@JUPYTER_CONFIG_DIR=$(CURDIR)/build/jupyter/config JUPYTERLAB_SETTINGS_DIR=$(CURDIR)/build/jupyter/settings \
 	  JUPYTERLAB_WORKSPACES_DIR=$(CURDIR)/build/jupyter/workspaces \
 	  $(ENVS)/tools/bin/jupyter lab --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Re-record the committed original outputs for the tiny default and the variants checkpoint (needs GR00T_SRC once).
+## re-record the committed outputs of the original on the tiny checkpoints (needs gr00t)
 record-references: kernels
-	$(TOOLS) -m groot_lib.workbench.workflow record --sweep 2
-	$(TOOLS) -m groot_lib.workbench.workflow record --checkpoint checkpoints/tiny/gr00t-n1.7-tiny-variants --variants fp32-sdpa --stages off
+	$(TOOLS) -m groot_lib.workbench.workflow record --sweep 2 $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
+	$(TOOLS) -m groot_lib.workbench.workflow record --checkpoint checkpoints/tiny/gr00t-n1.7-tiny-variants --variants fp32-sdpa --stages off \
+	  $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
 
 # Per-phase wall time + peak RSS of `make report` (tiny + a generated scaled-up checkpoint) against
 # a bare script + pytest flow: build/bench/results-<UTC>.md/.json. BENCH_ARGS=--skip-scaled etc.
 .PHONY: bench gpu-check-prepare real-size-checkpoint
+## wall time and peak RSS per phase of make report against a bare script (BENCH_ARGS=...)
 bench: kernels
 	$(TOOLS) -m bench.run $(BENCH_ARGS)
 
 # The one-script GPU check (bench/gpu/check.sh): packs what a network-less Python 3.12 + CUDA torch machine lacks
 # (the envs' wheels as .whl/*.tar.xz, your gr00t checkout as .device/gr00t; ~48 MiB, never committed).
+## pack what bench/gpu/check.sh needs on a network-less GPU machine into .whl/ and .device/
 gpu-check-prepare: kernels
 	$(TOOLS) -m bench.gpu.prepare $(if $(GR00T_SRC),--gr00t-src '$(GR00T_SRC)') $(if $(PY312),--python $(PY312))
 
 # A random checkpoint with the real N1.7-3B architecture (~12 GB fp32, 5 GB shards) in build/real, with its backbone
 # cache in build/real/hf_home (needs gr00t: GR00T_SRC). Then: make report CKPT=build/real/gr00t-n1.7-3b-random HF_HOME=build/real/hf_home
+## a random checkpoint with the real N1.7-3B architecture in build/real (~12 GB; needs gr00t)
 real-size-checkpoint: kernels
 	$(ENVS)/original/bin/python -m groot_lib.tiny.checkpoint --real-size --out build/real
 
 # The content-addressed store of original artifacts and LeRobot replays (reports keep hard links).
+## delete the artifact store in build/artifacts
 clean-artifacts:
 	rm -rf build/artifacts
 
-# How every gap changed between two reports: make compare-reports A=reports/<stamp> B=reports/<stamp>
+## how every gap changed between two reports: A=, B= a folder, a bare <stamp>, latest or previous
 compare-reports: kernels
-	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare-reports A=reports/<stamp> B=reports/<stamp>" >&2; exit 2; }
-	@$(TOOLS) -m groot_lib.compare.reports '$(A)' '$(B)'
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare-reports A=<stamp>|latest|previous|<folder> B=..." >&2; exit 2; }
+	@$(TOOLS) -m groot_lib.compare.reports '$(A)' '$(B)' $(if $(REPORTS_DIR),--reports-root '$(REPORTS_DIR)')
+
+## give outputs of the original made elsewhere the checkpoint's identity, after checking they fit it
+## (ARTIFACTS=dir [CKPT=...] [HF_HOME=...]); then make report ARTIFACTS=dir judges them
+attach-checkpoint: kernels
+	@test -n "$(ARTIFACTS)" || { echo "usage: make attach-checkpoint ARTIFACTS=dir [CKPT=/path/to/checkpoint]" >&2; exit 2; }
+	@$(TOOLS) -m groot_lib.core.fit '$(ARTIFACTS)' $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)')
 
 # Re-record references/upstream-dumps: LeRobot's own dump_original_n1_7.py, run from your huggingface/lerobot
 # checkout (never copied here) on the tiny default: make record-upstream-dumps LEROBOT_SRC=/path/to/lerobot
+## re-record references/upstream-dumps with LeRobot's own dump script (LEROBOT_SRC=/path/to/lerobot)
 record-upstream-dumps: kernels
 	@test -n "$(LEROBOT_SRC)" || { echo "usage: make record-upstream-dumps LEROBOT_SRC=/path/to/lerobot" >&2; exit 2; }
 	$(TOOLS) -m groot_lib.workbench.workflow record-upstream --lerobot-src '$(LEROBOT_SRC)'
 
 # A report's fp32 artifacts in LeRobot's own dump format (original_n1_7_<tag>.npz), for upstream's
 # test_groot_vs_original.py: make export-upstream [REPORT=reports/<stamp>] [EXPORT_DIR=build/upstream]
+## a report's fp32 artifacts in LeRobot's dump format (REPORT=reports/<stamp> EXPORT_DIR=build/upstream)
 export-upstream: kernels
 	@$(TOOLS) -m groot_lib.workbench.export $(if $(REPORT),--report '$(REPORT)') $(if $(EXPORT_DIR),--out '$(EXPORT_DIR)')
 
-# Keep the KEEP newest reports/<UTC stamp>/ folders (default 5).
 KEEP ?= 5
+## keep the KEEP newest finished reports (default 5) and every run in progress; unfinished folders of dead
+## runs are removed (REPORTS_DIR= for another reports folder)
 clean-reports: kernels
-	@$(TOOLS) -m groot_lib.workbench.report clean --keep $(KEEP)
+	@$(TOOLS) -m groot_lib.workbench.report clean --keep $(KEEP) $(if $(REPORTS_DIR),--root '$(REPORTS_DIR)')
 
+## delete the envs, build/ and the kernelspecs
 clean:
 	rm -rf $(ENVS) build kernels/*/kernel.json

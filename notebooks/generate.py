@@ -184,11 +184,19 @@ from groot_lib.compare.numbers import fmt, verdict_styled
 verdict_styled(verdict_table([c for r in results for c in r.comparisons]).to_dict("records"),
                columns=("verdict", "flag"))
 """),
+    code("""
+for line in report.where():
+    print(f"{line['status']} {line['tag']} / {line['check']}: {line['text']}")
+for item in report.not_compared():
+    print(f"not compared: {item['tag']} / {item['check']}: {item['why']}")
+if not report.where():
+    print("every check passes within rounding: nothing to localise")
+"""),
     md("""
 ## Where: |delta| over action horizon x action dim (max over the batch)
 
-The box is the embodiment's valid horizon x dims; outside it is padding. Marked cells violate
-|delta| <= atol + rtol*|ref|.
+Only the embodiment's valid horizon x dims are drawn, dims named by action group; the title says what the padding
+(computed, then discarded by the policy) holds. Marked cells violate |delta| <= atol + rtol*|ref|.
 """),
     code("""
 from IPython.display import Image
@@ -298,7 +306,7 @@ else:
     display(pd.DataFrame([g.as_row(v.tag, v.variant) for v in report.precision for g in v.gaps]).style.format(fmt))
 """),
     code("""
-for title, figure in report.precision_figures():
+for tag, variant, figure in report.precision_figures():
     display(Image(figure))
 """),
     md("## Details of failing checks"),
@@ -386,12 +394,8 @@ for region, rows in worst.items():
     md("## Where it starts: stage localisation"),
     code("""
 verdicts = reports.load_verdicts(report)
-found = {tag: first for tag, first in verdicts.get("first_divergence", {}).items()}
-if not found:
-    print("this report has no stage comparison (made before groot_lib captured stages)")
-else:
-    display(pd.DataFrame([{"tag": tag, **(first or {"stage": "none: every stage within rounding"})}
-                          for tag, first in found.items()]))
+rows = explore.divergence_rows(verdicts)
+display(pd.DataFrame(rows) if rows else "this report has no stage comparison (made before groot_lib captured stages)")
 """),
     md("## Before / after"),
     code("""

@@ -98,7 +98,7 @@ def test_summary_names_tag_check_numbers_and_errors():
     lines = text.splitlines()
     assert lines[0] == "gr00t-parity: FAIL (exit 1: some check FAILS (or a variant was refused))"
     assert any(line.split()[:4] == ["t", "model", "parity", "SUSPECT"] and "163x expected gap" in line for line in lines)
-    assert any(line.split()[:4] == ["f", "model", "parity", "FAIL"] and "max|delta| 0.002" in line for line in lines)
+    assert any(line.split()[:4] == ["f", "model", "parity", "FAIL"] and "action_pred max 0.002" in line for line in lines)
     assert any("u " in line and "shape mismatch: actual (2, 4, 4) vs expected (2, 40, 132)" in line for line in lines)
     assert "ERROR consumer.ipynb: error at cell 4 (In [4]): ValueError: boom" in text and "SUSPECT: 1 check" in text
     assert lines[-1] == "report: r/index.html"

@@ -63,7 +63,7 @@ def test_a_sequential_run_starts_the_consumer_after_the_producer(tmp_path):
     last_producer = max(i for i, line in enumerate(lines) if line.startswith("producer: "))
     first_consumer = min(i for i, line in enumerate(lines) if line.startswith("consumer: "))
     assert code == 0 and last_producer < first_consumer, lines
-    assert "'mode': 'sequential'" in html.unescape(index.read_text())
+    assert "<th>memory mode</th><td>sequential</td>" in html.unescape(index.read_text())
     assert "beside the other kernel's footprint would need" in html.unescape(re.sub(r"<[^>]+>", "", index.read_text()))  # the settings table says why
 
 

@@ -86,3 +86,81 @@ def test_focus_valid_shows_the_valid_region_and_summarises_padding():
     assert shown["note"] == "valid 8x7 of 40x132 shown; padding: max |delta| 0.05, 1 cells outside tolerance"
     full = focus_valid(delta, 40, 132, viol)
     assert full["delta_hd"].shape == (40, 132) and full["note"] == ""
+
+
+def clipped_texts(fig) -> list[str]:
+    """What ``fig`` draws outside itself once laid out as the reports save it: [] when its tight bounding box (every
+    drawn title, label, tick label, legend and annotation) lies inside the figure, else the texts reaching out."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the canvas savefig uses for PNG; drawing lays the figure out as saved
+    fig.set_dpi(100)  # compare/plots.png's dpi
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    drawn, inside = fig.get_tightbbox(renderer), fig.bbox_inches
+    if drawn.x0 >= inside.x0 - 0.01 and drawn.y0 >= inside.y0 - 0.01 and drawn.x1 <= inside.x1 + 0.01 \
+            and drawn.y1 <= inside.y1 + 0.01:
+        return []
+    box = fig.bbox
+    out = [f"drawn {drawn.bounds} outside the figure {inside.bounds} (inches)"]
+    for text in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent")):
+        if text.get_visible() and text.get_text().strip():
+            extent = text.get_window_extent(renderer)
+            if extent.x0 < box.x0 - 1 or extent.y0 < box.y0 - 1 or extent.x1 > box.x1 + 1 or extent.y1 > box.y1 + 1:
+                out.append(f"{text.get_text()[:60]!r} at {extent.bounds}")
+    return out
+
+
+def test_no_text_is_clipped_in_any_figure_the_reports_draw():
+    """The figures as the consumer draws them for every embodiment of both committed checkpoints, with the longest
+    titles they get (a SUSPECT verdict, what the padding holds, a failing precision study's reason)."""
+    from groot_lib.compare.plots import action_heatmap, heatmap_grid, stage_profile, wrapped
+    from groot_lib.compare.stages import StageDelta
+    from groot_lib.core import checkpoint as ckpt
+    from groot_lib.tiny import layout as tiny_layout
+
+    for checkpoint in (tiny_layout.TINY_CHECKPOINT, tiny_layout.VARIANTS_CHECKPOINT):
+        for tag in ckpt.embodiment_tags(checkpoint):
+            layout = ckpt.embodiment_layout(checkpoint, tag)
+            delta, viol = _grid(H=40, D=132)
+            title = f"{tag}: model parity SUSPECT (163x the gap rounding explains)"
+            fig = action_heatmap(delta, violations_hd=viol, layout=layout, title=title)
+            assert not clipped_texts(fig), (tag, clipped_texts(fig))
+            decoded = np.abs(np.random.default_rng(1).normal(scale=1e-6, size=(layout.action_horizon, layout.action_dim)))
+            fig = action_heatmap(decoded, layout=layout, title=f"{tag}: decoded actions FAIL")
+            assert not clipped_texts(fig), (tag, clipped_texts(fig))
+            panels = [{"delta_hd": delta[:layout.action_horizon, :layout.action_dim],
+                       "title": f"cross-implementation gap (bf16-sdpa)\noriginal bf16-sdpa vs LeRobot bf16-sdpa: max "
+                                f"0.0546\nvalid {layout.action_horizon}x{layout.action_dim} of 40x132 shown; padding: "
+                                "max |delta| 0.0312, 12 cells outside tolerance"}] * 4
+            fig = heatmap_grid(panels, ncols=2)
+            fig.suptitle(wrapped(f"{tag} / bf16-sdpa: FAIL\ncross gap 0.0546 EXCEEDS 2 x noise floor 0.0221 (= 0.0442; "
+                                 "ratio 2.47); valid cells: cross gap 0.033 EXCEEDS 2 x noise floor 0.012 (= 0.024; "
+                                 "ratio 2.75)", fig.get_figwidth(), 11), fontsize=11)
+            assert not clipped_texts(fig), (tag, clipped_texts(fig))
+    rows = [StageDelta(f"dit.block{i % 4}", i // 4, ((2, 3), (2, 3)), 1e-3, 1e-3, i == 5) for i in range(40)]
+    fig = stage_profile(rows, threshold=3e-5, title="libero_sim: diverges first at dit.block1 at flow step 1 "
+                                                    "(max |delta| 0.00123, relative 0.00456)")
+    assert not clipped_texts(fig), clipped_texts(fig)
+
+
+def test_an_identical_map_says_so_instead_of_a_scale():
+    from groot_lib.compare.plots import IDENTICAL_GID
+
+    fig = parity_heatmap(np.zeros((16, 7)), title="libero_sim: model parity PASS")
+    assert [t.get_text() for t in fig.findobj(lambda a: getattr(a, "get_gid", lambda: None)() == IDENTICAL_GID)]
+    assert len(fig.axes) == 1  # no 0..1e-12 colour bar
+    fig = parity_heatmap(np.full((16, 7), 1e-7), title="not identical")
+    assert not fig.findobj(lambda a: getattr(a, "get_gid", lambda: None)() == IDENTICAL_GID) and len(fig.axes) == 2
+
+
+def test_model_parity_axes_name_their_dims_and_count_whole_steps():
+    from groot_lib.compare.plots import action_heatmap
+    from groot_lib.core import checkpoint as ckpt
+    from groot_lib.tiny import layout as tiny_layout
+
+    layout = ckpt.embodiment_layout(tiny_layout.TINY_CHECKPOINT, "libero_sim")
+    delta, viol = _grid(H=40, D=132)
+    ax = action_heatmap(delta, violations_hd=viol, layout=layout, title="t").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == layout.action_labels()
+    assert all(float(t).is_integer() for t in ax.get_yticks())

@@ -143,9 +143,12 @@ def test_every_named_stage_runs_on_both_sides_in_the_same_order(original, runs):
 def test_a_clean_run_names_no_stage(original, runs):
     report = _report(original, runs["clean"])
     assert report.first is None and report.rows and not report.notes, report.describe()
-    assert "no stage exceeds rounding" in report.describe() and not report.sources
+    assert "no named stage exceeds rounding" in report.describe() and not report.sources
     rerun = [r for r in report.rows if r.added is not None]
-    assert len(rerun) == 39 and all(r.added == 0 for r in rerun), [r.stage for r in report.rows if r.added is None]
+    # each stage re-run on the original's recorded inputs adds nothing beyond rounding: exactly 0 on the CPU kind the
+    # recordings were made on (an AVX512 Xeon), up to ~1e-6 relative on another (an AVX2 EPYC)
+    assert len(rerun) == 39, [r.stage for r in report.rows if r.added is None]
+    assert all(r.added < report.threshold for r in rerun), [(r.name, r.added) for r in rerun if r.added]
 
 
 @pytest.mark.parametrize("fault", FAULTS)

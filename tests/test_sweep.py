@@ -99,3 +99,45 @@ def test_a_fault_only_some_inputs_trigger_fails_the_sweep_and_names_the_case(tmp
     assert all(r["failed"] == 1 and r["worst case"] == sweep.case_name(0) for r in model), model
     summary = (index.parent / "summary.txt").read_text()
     assert "input sweep              FAIL" in summary and "in case-00" in summary
+
+
+def test_a_sub_atol_gap_in_a_sweep_case_is_suspect_like_the_fixed_observation(tmp_path):
+    """A batch-size-1 fault of 4e-4 on action_pred passes atol=1e-3 but sits ~100x above rounding: the sweep flags it
+    SUSPECT (summary row, verdicts' suspect list, a where line, the terminal), as the fixed observation would."""
+    notebooks = planted_notebooks(tmp_path, "consumer.ipynb", "consumer.run_all",
+                                  BATCH_ONE_FAULT.replace("o + 0.01", "o + 4e-4"))
+    code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
+                             variants="fp32-sdpa", sweep=CASES, quiet=True)
+    verdicts = json.loads((index.parent / "verdicts.json").read_text())
+    assert code == 0 and verdicts["passed"]  # SUSPECT never changes the exit status
+    model = [r for r in verdicts["sweep"]["summary"] if r["check"] == "model parity"]
+    assert all(r["flag"] == "SUSPECT" and r["suspect"] == 1 and r["worst case"] == sweep.case_name(0) for r in model)
+    assert all(1e-4 < r["max"] < 1e-3 and "x the expected gap" in r["why"] for r in model), model
+    assert len([s for s in verdicts["suspect"] if "model parity" in s]) == len(tiny_layout.EMBODIMENTS)
+    lines = [w for w in verdicts["where"] if w["check"] == "input sweep"]
+    assert len(lines) == len(tiny_layout.EMBODIMENTS) and all(w["status"] == "SUSPECT" for w in lines)
+    assert all(w["text"].startswith(f"{sweep.case_name(0)} (batch 1") and "what rounding explains" in w["text"]
+               for w in lines), lines
+    summary = (index.parent / "summary.txt").read_text()
+    assert summary.count("input sweep              SUSPECT") == len(tiny_layout.EMBODIMENTS), summary
+
+
+def test_a_failing_sweep_case_is_localised_to_its_stage(tmp_path, artifacts_copy):
+    """A sweep case whose original recorded its named stages (here the fixed observation's recording, filed as a
+    case) is localised like the fixed observation: the first diverging stage, and that it adds the error itself."""
+    from groot_lib.core.atomic import atomic_save_npz
+
+    TAG = "libero_sim"
+    with np.load(artifact_path(artifacts_copy, TAG), allow_pickle=False) as npz:
+        members = {k: npz[k] for k in npz.files}
+    extra = json.loads(str(members["meta::extra"]))
+    members["meta::extra"] = np.array(json.dumps({**extra, "sweep_case": {"case": sweep.case_name(0), "batch": 2}}))
+    atomic_save_npz(sweep.case_path(artifacts_copy, sweep.case_name(0), TAG), members)
+    notebooks = planted_notebooks(tmp_path, "consumer.ipynb", "consumer.run_all",
+                                  BATCH_ONE_FAULT.replace("if o.shape[0] == 1 else o", ""))
+    code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
+                             artifacts=str(artifacts_copy), tags=TAG, variants="fp32-sdpa", quiet=True)
+    verdicts = json.loads((index.parent / "verdicts.json").read_text())
+    (line,) = [w for w in verdicts["where"] if w["check"] == "input sweep"]
+    assert code == 1 and line["status"] == "FAIL", line
+    assert "diverges first at action_decoder at flow step 0" in line["text"] and "adds it itself" in line["text"], line

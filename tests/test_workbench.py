@@ -48,8 +48,9 @@ def report(tmp_path_factory):
 
 def test_report_states_origin_first_and_passes_on_tiny_default(report):
     code, index, verdicts, _ = report
-    text = re.sub(r"<[^>]+>", "\n", index.read_text())
-    first_line = next(line for line in text.splitlines() if line.strip() and "{" not in line and "gr00t-parity report" not in line)
+    body = index.read_text().split("</style>", 1)[1]  # after the page's <title> and style
+    text = re.sub(r"<[^>]+>", "\n", body)
+    first_line = next(line for line in text.splitlines() if line.strip())
     assert first_line.startswith("original outputs: "), first_line
     assert ("not run live" in first_line) == (verdicts["source"]["mode"] == "recorded")
     for page in ("producer.html", "consumer.html"):
@@ -133,14 +134,14 @@ def test_precision_study_in_report(report):
 def test_pages_are_offline_self_contained_and_open_with_a_verdict_matrix(report):
     _, index, verdicts, _ = report
     page = index.read_text()
-    matrix = page[page.index("<h2>Verdict matrix</h2>"):page.index("</table>", page.index("<h2>Verdict matrix</h2>"))]
+    matrix = page[page.index("<table class='matrix'>"):page.index("</table>", page.index("<table class='matrix'>"))]
     for tag in tiny_layout.EMBODIMENTS:
         assert f"href='#tag-{tag}'" in matrix and f"<section id='tag-{tag}'>" in page
     assert matrix.count("class='pass'") == 4 * len(tiny_layout.EMBODIMENTS)  # model, preprocessor, decoded, precision
-    # thumbnails travel inside: per tag the action_pred and the decoded-action heatmaps
-    assert page.count("src='data:image/png;base64,") == 2 * len(tiny_layout.EMBODIMENTS)
+    # thumbnails travel inside: per tag the action_pred, the decoded-action and the precision-study heatmaps
+    assert page.count("src='data:image/png;base64,") == 3 * len(tiny_layout.EMBODIMENTS)
     assert page.count(" decoded actions' src='data:image/png") == len(tiny_layout.EMBODIMENTS)
-    assert "inside the valid 8 x 7 region, 0 in padding" in text_of(index)
+    assert page.count(" precision study' src='data:image/png") == len(tiny_layout.EMBODIMENTS)
     for name in ("index.html", "consumer.html", "producer.html"):
         html_text = (index.parent / name).read_text()
         remote = re.findall(r"<(?:script|link|img)\b[^>]*(?:src|href)=[\"']https?://[^\"']*", html_text)
@@ -148,16 +149,6 @@ def test_pages_are_offline_self_contained_and_open_with_a_verdict_matrix(report)
         assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html_text, name  # a collapsed log, not red boxes
     assert '<details class="log"><summary>log (' in (index.parent / "consumer.html").read_text()
     assert (index.parent / verdicts["figures"][TAG]).is_file()
-
-
-def test_clean_reports_keeps_the_newest(tmp_path):
-    from groot_lib.workbench.report import clean_reports
-
-    for name in ("20261101T000000Z", "20261102T000000Z", "20261102T000000Z-2", "20261103T000000Z", "notes"):
-        (tmp_path / name).mkdir()
-    removed = clean_reports(tmp_path, keep=2)
-    assert sorted(p.name for p in removed) == ["20261101T000000Z", "20261102T000000Z"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["20261102T000000Z-2", "20261103T000000Z", "notes"]
 
 
 def test_rerun_with_new_tolerances_reuses_outputs_and_shows_refusal(report):
@@ -194,7 +185,7 @@ def test_kernel_death_mid_consumer_still_writes_the_report(tmp_path):
     code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
                              tags=TAG, variants="fp32-sdpa")
     text = text_of(index)
-    assert code == 2 and "FAIL" in text
+    assert code == 2 and "gr00t-parity: ERROR" in text and "1 notebook error(s)" in text
     assert f"kernel died at cell {after + 1}" in text and "os.kill(os.getpid(), signal.SIGKILL)" in text
     assert (index.parent / "consumer.ipynb").is_file() and (index.parent / "consumer.html").is_file()
     assert load_artifact(artifact_path(index.parent / "artifacts", TAG)).embodiment_tag == TAG  # nothing lost
@@ -368,7 +359,7 @@ def test_pages_render_in_headless_chromium_offline(report):
         assert not own, (page.name, own)
         assert (shots / (page.stem + ".png")).stat().st_size > 10_000
         if page == index:
-            assert "Verdict matrix" in proc.stdout and proc.stdout.count('src="data:image/png;base64,') >= 4
+            assert 'class="matrix"' in proc.stdout and proc.stdout.count('src="data:image/png;base64,') >= 4
 
 
 def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
@@ -385,7 +376,8 @@ def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
     assert "recorded on cuda" in verdicts["source"]["banner"]
     # the CUDA recordings carry their stages: compared at the cpu/cuda threshold, none above it when clean
     stages = verdicts["tags"][TAG]["stages"]
-    assert len(stages["stages"]) == 44 and verdicts["first_divergence"][TAG] is None, stages.get("notes")
+    assert len(stages["stages"]) == 44 and verdicts["first_divergence"][TAG] == {"state": "none", "stages compared": 44}, \
+        stages.get("notes")
 
 
 def test_clean_tags_skip_lerobots_stage_work_under_stages_auto(report):
@@ -393,7 +385,8 @@ def test_clean_tags_skip_lerobots_stage_work_under_stages_auto(report):
     tags whose parity fails or is SUSPECT; on a clean run every tag says so and names no divergence."""
     _, index, verdicts, _ = report
     for tag, summary in verdicts["tags"].items():
-        assert verdicts["first_divergence"][tag] is None
+        assert verdicts["first_divergence"][tag]["state"] == "not compared", verdicts["first_divergence"][tag]
+        assert verdicts["first_divergence"][tag]["why"].startswith("model parity holds"), verdicts["first_divergence"]
         assert summary["stages"]["not compared"].startswith("model parity holds"), summary["stages"]
     assert load_artifact(artifact_path(index.parent / "artifacts", TAG)).stages  # the original's are kept
 

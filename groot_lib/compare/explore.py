@@ -17,17 +17,18 @@ import numpy as np
 
 from groot_lib.compare.numbers import fmt
 from groot_lib.core import checkpoint as ckpt
+from groot_lib.core import report_folder
 from groot_lib.core.artifact import artifact_path, load_artifact
 from groot_lib.core.errors import ParityError
 from groot_lib.core.variants import DEFAULT_VARIANT
 
 
 def newest_report(root: str | Path) -> Path:
-    """The newest finished report folder under ``root`` (folders are named by UTC stamp)."""
-    folders = sorted(p for p in Path(root).glob("*/verdicts.json"))
-    if not folders:
+    """The newest finished report folder under ``root`` that has verdicts (core.report_folder decides)."""
+    found = report_folder.newest(Path(root), having="verdicts.json")
+    if found is None:
         raise ParityError(f"no finished report under {root}: run `make report` first, or pass report=<folder>")
-    return folders[-1].parent
+    return found
 
 
 @dataclass
@@ -110,6 +111,19 @@ def decode(data: TagData, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
         hows += [spec[group][0] if group in spec else "not decoded"] * size
         start += size
     return out, hows
+
+
+def divergence_rows(verdicts: dict) -> list[dict]:
+    """One row per embodiment: where its models start to differ, with the state said (diverges / none diverges /
+    not compared and why). Reports made before the states were recorded held one null for both "none" and "not
+    compared": those say that they cannot tell."""
+    rows = []
+    for tag, first in verdicts.get("first_divergence", {}).items():
+        if not isinstance(first, dict) or "state" not in first:
+            first = ({"state": "unknown: this report does not say whether its stages were compared"} if first is None
+                     else {"state": "diverges", **first})
+        rows.append({"tag": tag, **first})
+    return rows
 
 
 def worst_elements(data: TagData, k: int = 5) -> dict[str, list[dict]]:

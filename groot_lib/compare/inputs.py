@@ -117,13 +117,15 @@ def view_differences(ours_pv, theirs_pv, ours_grid, theirs_grid, names: list[str
 
 
 def view_names(layout: EmbodimentLayout, batch: int, n_images: int) -> list[str]:
-    """'batch b, <camera>' for each image when there is one frame per camera (the order the processor takes
-    them: batch, then cameras as the modality config lists them); with several frames, 'batch b, image j'."""
+    """'batch b, <camera>' for each image, '... , frame t of T' when there are several frames per camera, in the order
+    both processors take them: per sample, frame by frame, cameras as the modality config lists them within a frame
+    (gr00t stacks (T, V) and flattens it frame-major)."""
     per_sample = n_images // max(batch, 1)
     cameras = layout.cameras
-    if batch * per_sample != n_images:
+    if batch * per_sample != n_images or not cameras or per_sample % len(cameras):
         return [f"image {k}" for k in range(n_images)]
-    if per_sample == len(cameras):
+    frames = per_sample // len(cameras)
+    if frames == 1:
         return [f"batch {b}, {c}" for b in range(batch) for c in cameras]
-    return [f"batch {b}, image {j} of {per_sample} ({len(cameras)} cameras x {per_sample // max(len(cameras), 1)} "
-            "frames)" for b in range(batch) for j in range(per_sample)]
+    return [f"batch {b}, {cameras[j % len(cameras)]}, frame {j // len(cameras) + 1} of {frames}"
+            for b in range(batch) for j in range(per_sample)]

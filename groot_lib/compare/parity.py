@@ -36,6 +36,7 @@ class TagResult:
     seconds: float = 0.0
     stages: "StageReport | None" = None  # where the models diverge (compare/stages.py); None: not captured
     stages_missing: str = ""  # why there is no stage comparison
+    preprocessor_missing: str = ""  # why preprocessor parity could not run (empty ``preprocessor``)
     # LeRobot's model on LeRobot's own inputs vs on the original's: {"max|delta|", "mean|delta|"} or None
     preprocessing_effect: dict | None = None
     # what the robot gets (decoded_parity); None with decoded_missing saying why
@@ -47,6 +48,17 @@ class TagResult:
     @property
     def first_divergence(self):
         return self.stages.first if self.stages else None
+
+    def divergence(self) -> dict:
+        """verdicts.json's first_divergence for this tag, with its state spelled out: "diverges" (and where),
+        "none" (every stage compared stayed within rounding) or "not compared" (and why): two different answers
+        that must never read alike."""
+        if self.stages is None:
+            return {"state": "not compared", "why": self.stages_missing}
+        first = self.stages.summary()["first_divergence"]
+        if first is None:
+            return {"state": "none", "stages compared": len(self.stages.rows)}
+        return {"state": "diverges", **first}
 
     @property
     def shows_stages(self) -> bool:
@@ -142,7 +154,7 @@ def decoded_parity(replay, artifact: Artifact, *, atol: float, rtol: float,
         why = artifact.extra.get("decode_error")
         if why:
             return None, f"the original's decode_action raised: {why}"
-        return None, (f"{artifact.path.name} records no decoded actions" + (
+        return None, ("the original's file records no decoded actions" + (
             " (LeRobot's dump records neither them nor the raw state they need)" if artifact.extra.get("upstream")
             else " (recorded before groot_lib decoded them)") + ": run the original live to compare them")
     error, ours = replay.decode_error, replay.decoded
@@ -184,17 +196,6 @@ def _groups_differing(layout: ckpt.EmbodimentLayout, ours, theirs, *, atol: floa
     return f"outside tolerance in {', '.join(bad)}; within it: {', '.join(good) or '-'}"
 
 
-def needs_localising(action_pred, artifact: Artifact, *, atol: float, rtol: float, lerobot_device: str | None) -> bool:
-    """Whether model parity will FAIL or be SUSPECT, by the verdict's own rules (compare_close, expected gap):
-    STAGES=auto compares and re-runs LeRobot's stages for exactly those tags."""
-    c = compare_close(action_pred, artifact.action_pred, name="action_pred", atol=atol, rtol=rtol)
-    if not c.passed or not c.comparable:
-        return True
-    noise = assess(c.max_abs, expected_gap(artifact.producer.get("device"), lerobot_device,
-                                           artifact.producer.get("dtype", "float32")))
-    return bool(noise and noise.suspect)
-
-
 def stage_parity(replay, artifact: Artifact) -> tuple[StageReport | None, str]:
     """The named stages of both runs compared in firing order, or (None, why not)."""
     if not artifact.stages:
@@ -206,7 +207,8 @@ def stage_parity(replay, artifact: Artifact) -> tuple[StageReport | None, str]:
                       "LeRobot's replay has no stage capture (STAGES=off or STAGE_MB=0)")
     return compare_stages(artifact.stages, replay.stages, original_device=artifact.producer.get("device"),
                           lerobot_device=replay.info.get("provenance", {}).get("device"),
-                          dtype=artifact.producer.get("dtype", "float32"), reruns=replay.reruns), ""
+                          dtype=artifact.producer.get("dtype", "float32"), reruns=replay.reruns,
+                          original_inputs=artifact.inputs), ""
 
 
 def preprocessor_parity(replay, artifact: Artifact, *, atol: float, rtol: float,

@@ -13,6 +13,16 @@ import numpy as np
 VIOLATION_GID = "violations"
 BOUNDARY_GID = "valid-boundary"
 PADDING_GID = "padding"
+IDENTICAL_GID = "identical"  # the words on a map whose every cell is exactly 0 (no colour scale to misread)
+
+
+def wrapped(text: str, width_inches: float, fontsize: float = 10.0) -> str:
+    """``text`` with each line wrapped to fit ``width_inches`` at ``fontsize`` (an average glyph is ~0.55 em wide):
+    matplotlib never wraps a title, and a clipped one hides exactly the words that say why."""
+    import textwrap
+
+    chars = max(20, int(width_inches * 72 / (fontsize * 0.55)))
+    return "\n".join(textwrap.fill(line, chars) if line else line for line in text.split("\n"))
 
 
 def _finite_max(a: np.ndarray) -> float:
@@ -34,6 +44,8 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch, Rectangle
 
+    from matplotlib.ticker import MaxNLocator
+
     delta = np.asarray(delta_hd, dtype=np.float64)
     if delta.ndim != 2:
         raise ValueError(f"parity_heatmap needs a 2-D (horizon, dim) array, got shape {delta.shape}")
@@ -43,14 +55,21 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
                      layout="constrained")
         ax = fig.add_subplot()
     fig = ax.figure
+    identical = bool(delta.size) and bool(np.all(delta == 0))  # NaN-free and exactly 0 everywhere
     if vmax is None:
         vmax = _finite_max(delta)
     vmax = float(vmax) if vmax and math.isfinite(vmax) else 1e-12
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="magenta")
     im = ax.imshow(np.ma.masked_invalid(delta), cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto",
                    interpolation="nearest", origin="upper")
-    if colorbar:
+    if identical:  # no colour scale to read: a 0..1e-12 colorbar would suggest tiny nonzero gaps
+        ax.text(0.5, 0.5, "identical\n|delta| = 0 in every cell", transform=ax.transAxes, ha="center",
+                va="center", color="white", fontsize="large", fontweight="bold", gid=IDENTICAL_GID,
+                bbox={"facecolor": "black", "alpha": 0.5, "edgecolor": "none"})
+    elif colorbar:
         fig.colorbar(im, ax=ax, label="|delta|")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles = []
 
     vh = H if valid_horizon is None else int(valid_horizon)
@@ -88,7 +107,7 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
     ax.set_xlabel("action dim")
     ax.set_ylabel("action horizon step")
     if title:
-        ax.set_title(title)
+        ax.set_title(wrapped(title, ax.get_position().width * fig.get_figwidth(), 11), fontsize=11)
     if handles and dim_labels is not None:  # named, rotated ticks are tall: the legend goes below the figure's axes
         fig.legend(handles=handles, loc="outside lower left", ncol=len(handles), fontsize="small", frameon=False)
     elif handles:
@@ -135,8 +154,27 @@ def heatmap_grid(panels: list[dict], *, vmax: float | None = None, ncols: int = 
         parity_heatmap(ax=ax, vmax=vmax, colorbar=False, **kwargs)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    fig.colorbar(axes[0].images[0], ax=list(axes[: len(panels)]), label="|delta|")
+    if vmax and math.isfinite(vmax):  # every panel identical: each says so, and there is no scale to show
+        fig.colorbar(axes[0].images[0], ax=list(axes[: len(panels)]), label="|delta|")
     return fig
+
+
+def action_heatmap(delta_hd, *, violations_hd=None, layout=None, title: str = "", focus: bool = True):
+    """|delta| over (horizon x action dim) as the reports draw it: the embodiment's valid region only when
+    ``focus`` (what the padding holds goes into the title), its dims named ('eef[5]'), integer steps, the title
+    wrapped to the figure. ``layout``: core.checkpoint.EmbodimentLayout, or None for plain indices."""
+    delta = np.asarray(delta_hd, dtype=np.float64)
+    H, D = delta.shape
+    vh, vd = (layout.action_horizon, layout.action_dim) if layout is not None else (H, D)
+    region = {}
+    if focus:
+        shown = focus_valid(delta, vh, vd, violations_hd)
+        delta, violations_hd = shown["delta_hd"], shown["violations_hd"]
+        title = f"{title}\n{shown['note']}" if shown["note"] else title
+    elif (vh, vd) != (H, D) and vh <= H and vd <= D:
+        region = {"valid_horizon": vh, "valid_dim": vd}
+    labels = layout.action_labels(delta.shape[1]) if layout is not None else None
+    return parity_heatmap(delta, violations_hd=violations_hd, title=title, dim_labels=labels, **region)
 
 
 def stage_profile(rows, *, threshold: float, title: str):

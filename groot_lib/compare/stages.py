@@ -16,6 +16,14 @@ import numpy as np
 from groot_lib.compare.expected_gap import SUSPECT_FACTOR, expected_gap
 
 NOTES_KEY = "__notes__"
+INPUTS = "#in"  # backends/stages.INPUTS: "<key>#in" holds a stage call's recorded inputs (JSON), "<key>#in:<path>" arrays
+# What a recorded stage input is, in words (the names are the modules' own keyword arguments)
+INPUT_GLOSS = {"temb": "the timestep embedding", "timestep": "the timestep", "timesteps": "the timesteps",
+               "position_embeddings": "the rotary position embeddings", "attention_mask": "the attention mask",
+               "encoder_hidden_states": "the VL features it cross-attends to",
+               "encoder_attention_mask": "the VL features' mask", "hidden_states": "its hidden states",
+               "cat_ids": "the embodiment id", "embodiment_id": "the embodiment id", "position_ids": "the position ids",
+               "cache_position": "the cache positions", "grid_thw": "the image grid"}
 # stages that run once per flow-matching step (their call is the step); the rest run once
 PER_STEP = ("sampler.", "action_encoder", "timestep_encoder", "dit.", "action_decoder")
 
@@ -58,6 +66,9 @@ class StageReport:
     threshold: float  # relative error above which a stage is flagged
     basis: str
     notes: list[str] = field(default_factory=list)
+    # the first flagged stage's recorded inputs that already differ between the two runs, largest first:
+    # [{"input", "max|delta|", "relative"}]; None when either side did not record that stage's inputs
+    first_inputs: list[dict] | None = None
 
     @property
     def first(self) -> StageDelta | None:
@@ -73,23 +84,41 @@ class StageReport:
         first = self.first
         return {"first_divergence": None if first is None else {
                     "stage": first.stage, "step": first.call, "max|delta|": first.max_abs, "relative": first.relative,
-                    "added (relative)": first.added},
+                    "added (relative)": first.added, "role": first.role(self.threshold),
+                    "inputs differing": self.first_inputs},
                 "sources": [{"stage": r.stage, "step": r.call, "added (relative)": r.added} for r in self.sources],
                 "threshold (relative)": self.threshold, "basis": self.basis, "notes": self.notes,
                 "stages": [r.as_dict() for r in self.rows]}
 
     def describe(self) -> str:
+        """Where the divergence starts, in one sentence: the stage, and whether it adds the error itself or was
+        given inputs that already differ (and which), for the notebook, index.html and the terminal alike."""
         first = self.first
         if first is None:
-            return f"no stage exceeds rounding ({len(self.rows)} stages compared, relative threshold {self.threshold:.2g})"
+            return f"no named stage exceeds rounding ({len(self.rows)} stages compared, relative threshold {self.threshold:.2g})"
         if first.max_abs is None:
             return f"diverges first at {first.name}: shapes {first.shapes[0]} vs {first.shapes[1]}"
-        text = (f"diverges first at {first.name}: max |delta| {first.max_abs:.3g}, relative {first.relative:.3g} "
-                f"(> {self.threshold:.2g})")
-        if first.added is not None:
-            text += f"; on the original's own inputs it adds {first.added:.3g}"
+        text = f"diverges first at {first.name} (max |delta| {first.max_abs:.3g}, relative {first.relative:.3g})"
+        role = first.role(self.threshold)
+        if role == "source":
+            text += f", and adds it itself: re-run on the original's own inputs it differs by {first.added:.3g}"
+        elif role == "inherits":
+            text += ", but adds no error of its own (re-run on the original's inputs it matches): " + (
+                "its inputs already differ (LeRobot's stage inputs were not recorded)" if self.first_inputs is None
+                else "its inputs already differ: " + ", ".join(
+                    f"{r['input']} max |delta| {r['max|delta|']:.3g}" if r["max|delta|"] is not None
+                    else f"{r['input']} ({r['note']})" for r in self.first_inputs[:3])
+                if self.first_inputs else "its recorded inputs match, so the difference enters through something "
+                                          "the hooks do not see (a buffer, a global, the random state)")
+        else:
+            text += "; not re-run on the original's inputs, so whether it adds the error is not known"
         later = [r.name for r in self.sources if r is not first]
         return text + (f"; other stages adding error: {', '.join(later[:4])}" if later else "")
+
+    @property
+    def last(self) -> str:
+        """The last stage compared, in words (a fault after it is invisible to the stages)."""
+        return self.rows[-1].name if self.rows else "none"
 
 
 def split_key(key: str) -> tuple[int, str, int]:
@@ -99,11 +128,75 @@ def split_key(key: str) -> tuple[int, str, int]:
     return int(seq), stage, int(call)
 
 
+def _input_key(captured: dict[str, np.ndarray], stage: str, call: int) -> str | None:
+    return next((k for k in captured if k.endswith(INPUTS) and split_key(k[: -len(INPUTS)])[1:] == (stage, call)),
+                None)
+
+
+def _recorded_inputs(captured: dict[str, np.ndarray], key: str, model_inputs: dict[str, np.ndarray]) -> dict:
+    """{argument path in words: array} of one recorded stage call (backends/stages: a JSON spec whose tensors
+    are this call's own arrays, another key of the capture, or one of the model's inputs, ``in::<name>``)."""
+    import json
+
+    found: dict[str, np.ndarray] = {}
+
+    def walk(node, where: str) -> None:
+        if not isinstance(node, dict):
+            return
+        if "t" in node:
+            ref = node["t"]
+            array = (model_inputs.get(ref[len("in::"):]) if ref.startswith("in::") else
+                     captured.get(ref, captured.get(f"{key}:{ref}")))
+            if array is not None:
+                found[where] = np.asarray(array)
+        for i, item in enumerate(node.get("seq", [])):
+            walk(item, f"{where}[{i}]")
+        for name, item in node.get("map", {}).items():
+            walk(item, f"{where}.{name}" if where else name)
+
+    spec = json.loads(str(captured[key]))
+    for i, item in enumerate(spec.get("args", {}).get("seq", [])):
+        walk(item, f"argument {i}")
+    walk(spec.get("kwargs", {}), "")
+    return found
+
+
+def input_differences(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarray], stage: str, call: int, *,
+                      threshold: float, original_inputs: dict[str, np.ndarray] | None = None) -> list[dict] | None:
+    """Which recorded inputs of one stage call differ between the two runs beyond ``threshold`` (relative),
+    largest first, each named by its argument and what it is (``INPUT_GLOSS``); None when a side did not record
+    that call's inputs. Says *why* a stage that adds no error of its own still diverges."""
+    ours, theirs = _input_key(lerobot, stage, call), _input_key(original, stage, call)
+    if ours is None or theirs is None:
+        return None
+    a = _recorded_inputs(lerobot, ours, {})
+    b = _recorded_inputs(original, theirs, original_inputs or {})
+    rows = []
+    for name in [n for n in b if n in a]:
+        x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+        gloss = INPUT_GLOSS.get(name.split(".")[0].split("[")[0])
+        label = f"{name} ({gloss})" if gloss else name
+        if x.shape != y.shape:
+            rows.append({"input": label, "max|delta|": None, "relative": None,
+                         "note": f"shapes differ: {y.shape} vs {x.shape}"})
+            continue
+        if not x.size:
+            continue
+        with np.errstate(invalid="ignore"):
+            delta = float(np.nanmax(np.abs(x - y))) if np.isfinite(x - y).any() else float("inf")
+        relative = delta / max(float(np.nanmax(np.abs(y))) if np.isfinite(y).any() else 0.0, 1e-12)
+        if relative > threshold:
+            rows.append({"input": label, "max|delta|": delta, "relative": relative})
+    return sorted(rows, key=lambda r: -(r["relative"] if r["relative"] is not None else float("inf")))
+
+
 def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarray], *, original_device: str | None,
                    lerobot_device: str | None, dtype: str = "float32",
-                   reruns: dict[str, np.ndarray] | None = None) -> StageReport:
+                   reruns: dict[str, np.ndarray] | None = None,
+                   original_inputs: dict[str, np.ndarray] | None = None) -> StageReport:
     """Every stage the original recorded, in its firing order, against LeRobot's same stage and call; with
-    ``reruns`` (LeRobot's stages re-run on the original's recorded inputs) also the error each stage adds."""
+    ``reruns`` (LeRobot's stages re-run on the original's recorded inputs) also the error each stage adds, and for
+    a first diverging stage that adds none, which of its inputs already differ (``input_differences``)."""
     gap = expected_gap(original_device, lerobot_device, dtype)
     threshold = SUSPECT_FACTOR * gap.max_abs
     notes = [f"{side}: {str(found[NOTES_KEY])}" for side, found in (("original", original), ("LeRobot", lerobot))
@@ -137,4 +230,9 @@ def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarra
             notes.append(f"{stage}@{call}: shapes differ ({ref.shape} vs {ours.shape})")
         rows.append(row)
     notes += [f"{stage}@{call}: not in the original's capture" for stage, call in sorted(theirs)]
-    return StageReport(rows, threshold, f"{SUSPECT_FACTOR:g} x {gap.describe()}", notes)
+    report = StageReport(rows, threshold, f"{SUSPECT_FACTOR:g} x {gap.describe()}", notes)
+    first = report.first
+    if first is not None and first.role(threshold) != "source":
+        report.first_inputs = input_differences(original, lerobot, first.stage, first.call, threshold=threshold,
+                                                original_inputs=original_inputs)
+    return report

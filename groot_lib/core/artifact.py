@@ -242,11 +242,13 @@ def _check_fingerprint(path: Path, found: str, expected: str) -> None:
 
 
 def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
-                  trust_legacy: bool = False) -> Artifact:
+                  trust_legacy: bool = False, require_checkpoint: bool = True) -> Artifact:
     """Load and validate an artifact; optionally insist it came from a given checkpoint.
 
     LeRobot's own dumps (``core/upstream.py``: pickled object arrays) are refused unless ``trust_legacy``;
-    they record no checkpoint fingerprint, which the artifact's ``extra["warning"]`` says.
+    they record no checkpoint fingerprint, which the artifact's ``extra["warning"]`` says. A file of this
+    schema made elsewhere without ``meta::checkpoint`` loads only with ``require_checkpoint=False`` (pre-flight
+    checks it against the checkpoint, core/fit.py) and is refused with the command that attaches one.
     """
     from groot_lib.core import upstream
 
@@ -265,7 +267,11 @@ def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
     if found != SCHEMA:
         raise SchemaError(f"Artifact {path} has schema {found!r}, expected {SCHEMA!r}.\n"
                           f"  Hint: {_REGEN} with this version of groot_lib.", path=path, key="meta::schema")
-    missing = [k for k in REQUIRED_KEYS if k not in data]
+    missing = [k for k in REQUIRED_KEYS if k not in data and (require_checkpoint or k != "meta::checkpoint")]
+    if missing == ["meta::checkpoint"]:
+        raise SchemaError(f"Artifact {path} records no checkpoint identity (meta::checkpoint): made elsewhere? "
+                          f"Check it fits and attach it: make attach-checkpoint ARTIFACTS={path.parent} CKPT=<the "
+                          "checkpoint it was made from>", path=path, key="meta::checkpoint")
     if missing:
         raise SchemaError(f"Artifact {path} is missing required keys: {', '.join(missing)}.\n"
                           f"  Hint: {_REGEN}.", path=path, key=missing[0])
@@ -274,8 +280,8 @@ def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
         if arr is not None and (arr.dtype != np.float32 or arr.ndim != 3):
             raise SchemaError(f"Artifact {path}: '{key}' must be float32 (B, horizon, action_dim), "
                               f"got {arr.dtype} {arr.shape}.\n  Hint: {_REGEN}.", path=path, key=key)
-    checkpoint = _json(data, "meta::checkpoint", path)
-    if "fingerprint" not in checkpoint:
+    checkpoint = _json(data, "meta::checkpoint", path) if "meta::checkpoint" in data else {}
+    if "fingerprint" not in checkpoint and require_checkpoint:
         raise SchemaError(f"Artifact {path}: 'meta::checkpoint' has no 'fingerprint' entry.\n"
                           f"  Hint: {_REGEN}.", path=path, key="meta::checkpoint")
     if expected_fingerprint is not None:

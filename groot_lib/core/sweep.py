@@ -78,6 +78,14 @@ def case_name(index: int) -> str:
     return f"case-{index:02d}"
 
 
+def case_dirs(root) -> list:
+    """The sweep case folders under an artifacts folder ``root`` (``<root>/sweep/<case>/``), in case order."""
+    from pathlib import Path
+
+    folder = Path(root) / SWEEP_DIR
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
 def case_path(root, case: str, tag: str):
     """Where ``tag``'s artifact (or LeRobot replay) of sweep ``case`` lives under ``root``."""
     from pathlib import Path

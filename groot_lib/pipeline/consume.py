@@ -24,6 +24,7 @@ from groot_lib.compare.tensors import Comparison
 from groot_lib.core.errors import ParityError
 from groot_lib.compare.precision import PrecisionVerdict
 from groot_lib.compare.sweep import SweepCaseResult, SweepSummary, summarise
+from groot_lib.compare.where import lines as where_lines, status_of
 from groot_lib.pipeline import handoff, progress
 from groot_lib.pipeline.replay import ReplaySet, replay_all
 from groot_lib.core.variants import DEFAULT_VARIANT
@@ -44,8 +45,9 @@ def await_producer(artifacts_dir) -> tuple[dict, dict]:
     notebooks at once), stop importing once it is done, then take its source.json (or fail fast when no
     producer is running). Returns (source, timings)."""
     warm = warm_up(until=lambda: handoff.is_published(artifacts_dir))
-    progress.note("consumer", f"imported {', '.join(warm['imported']) or 'nothing'} in {warm['seconds']:.1f} s; "
-                              "waiting for the producer")
+    imported = f"imported {', '.join(warm['imported']) or 'nothing'} in {warm['seconds']:.1f} s"
+    progress.note("consumer", f"{imported}; " + ("the original's outputs are ready" if handoff.is_published(artifacts_dir)
+                                                 else "waiting for the producer"))
     start = time.perf_counter()
     with progress.span("consumer", "waiting for the producer"):
         source = handoff.wait_for_source(artifacts_dir, while_waiting=_reader_ahead(artifacts_dir))
@@ -141,14 +143,11 @@ def load_artifacts(artifacts_dir, checkpoint: Path, tags=None, variants=None, *,
 
 def load_sweep(artifacts_dir, checkpoint: Path, tags: list[str]) -> dict[tuple[str, str], Artifact]:
     """(tag, case) -> the input sweep's artifacts (``core.sweep.case_path``), fingerprint-checked."""
-    from groot_lib.core.sweep import SWEEP_DIR
+    from groot_lib.core.sweep import case_dirs
 
-    root = Path(artifacts_dir) / SWEEP_DIR
-    if not root.is_dir():
-        return {}
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
     return {(tag, case_dir.name): load_artifact(path, expected_fingerprint=expected)
-            for case_dir in sorted(p for p in root.iterdir() if p.is_dir())
+            for case_dir in case_dirs(artifacts_dir)
             for tag, path in find_artifacts(case_dir).items() if tag in tags}
 
 
@@ -165,6 +164,7 @@ class ConsumerReport:
     timings: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict, repr=False)  # what heatmaps() drew, kept for the report folder
     sweep: list[SweepCaseResult] = field(default_factory=list)  # the input sweep, case by case (SWEEP=N)
+    variants: list[str] = field(default_factory=list)  # the variants judged (the precision study needs two)
 
     @property
     def passed(self) -> bool:
@@ -177,7 +177,32 @@ class ConsumerReport:
 
     @property
     def suspect(self) -> list[Comparison]:
-        return [c for r in self.results for c in r.comparisons if c.suspect]
+        return [c for r in self.results for c in r.comparisons if c.suspect] + \
+               [c for r in self.sweep for c in r.comparisons if c.suspect]
+
+    def not_compared(self) -> list[dict]:
+        """{tag, check, why} for every check that could not run: a report judged on less says so, everywhere."""
+        out = []
+        for r in self.results:
+            if not r.preprocessor:
+                out.append({"tag": r.tag, "check": "preprocessor parity", "why": r.preprocessor_missing})
+            if r.decoded is None:
+                out.append({"tag": r.tag, "check": "decoded actions", "why": r.decoded_missing})
+            if r.stages is None and r.model.status != "PASS":
+                out.append({"tag": r.tag, "check": "stage localisation", "why": r.stages_missing})
+        for case in self.sweep:
+            if case.stages is None and status_of(case.comparisons) != "PASS":
+                out.append({"tag": case.tag, "check": f"stage localisation ({case.case})", "why": case.stages_missing})
+        low = [v for v in self.variants if v != DEFAULT_VARIANT]
+        if not low:
+            out.append({"tag": "*", "check": "precision study",
+                        "why": "no low-precision variant ran (VARIANTS holds fp32-sdpa only, or the imported folder "
+                               "has fp32 artifacts only)"})
+        return out
+
+    def where(self) -> list[dict]:
+        """One line per FAIL or SUSPECT cell: where it fails and by how much (compare/where.py)."""
+        return where_lines(self.results, self.precision, self.sweep)
 
     @property
     def reused(self) -> bool:
@@ -210,10 +235,8 @@ class ConsumerReport:
                 why = r.model.reason or (f"action_pred {r.original_action.shape} is smaller than the embodiment's "
                                          f"valid region ({r.layout.action_horizon} x {r.layout.action_dim})")
                 return title, f"no heatmap: {why}"
-            shown = plots.focus_valid(data["delta_hd"], data["valid_horizon"], data["valid_dim"], data["violations_hd"])
-            caption = f"{title}\n{shown['note']}" if shown["note"] else title
-            return title, plots.png(plots.parity_heatmap(shown["delta_hd"], violations_hd=shown["violations_hd"],
-                                                         title=caption))
+            return title, plots.png(plots.action_heatmap(data["delta_hd"], violations_hd=data["violations_hd"],
+                                                         layout=r.layout, title=title))
 
         return self._drawn_once("heatmaps", lambda: [draw(r) for r in self.results])
 
@@ -226,8 +249,8 @@ class ConsumerReport:
             data = r.decoded_heatmap_data()
             if not data:
                 return title, "no heatmap: " + (r.decoded_missing or (r.decoded.reason if r.decoded else ""))
-            return title, plots.png(plots.parity_heatmap(data["delta_hd"], violations_hd=data["violations_hd"],
-                                                         dim_labels=data["labels"], title=title))
+            return title, plots.png(plots.action_heatmap(data["delta_hd"], violations_hd=data["violations_hd"],
+                                                         layout=r.layout, title=title))
 
         return self._drawn_once("decoded", lambda: [draw(r) for r in self.results])
 
@@ -242,20 +265,20 @@ class ConsumerReport:
 
         return self._drawn_once("stages", lambda: [draw(r) for r in self.results if r.shows_stages])
 
-    def precision_figures(self) -> list[tuple[str, bytes]]:
-        """(title, PNG) per tag and variant: the four gaps on one shared colour scale (heatmap_grid's)."""
+    def precision_figures(self) -> list[tuple[str, str, bytes]]:
+        """(tag, variant, PNG) per tag and variant: the four gaps on one shared colour scale (heatmap_grid's)."""
         from groot_lib.compare import plots
 
-        out = []
-        with self._timed_plots():
-            for v in self.precision:
-                panels = v.heatmap_panels()
-                if not panels:
-                    continue
-                fig = plots.heatmap_grid(panels, ncols=2)
-                fig.suptitle(f"{v.tag} / {v.variant}: {'PASS' if v.passed else 'FAIL'} ({v.reason})")
-                out.append((f"{v.tag} / {v.variant}", plots.png(fig)))
-        return out
+        def draw(v) -> tuple[str, str, bytes] | None:
+            panels = v.heatmap_panels()
+            if not panels:
+                return None
+            fig = plots.heatmap_grid(panels, ncols=2)
+            fig.suptitle(plots.wrapped(f"{v.tag} / {v.variant}: {'PASS' if v.passed else 'FAIL'}\n{v.reason}",
+                                       fig.get_figwidth(), 11), fontsize=11)
+            return v.tag, v.variant, plots.png(fig)
+
+        return self._drawn_once("precision", lambda: [f for f in map(draw, self.precision) if f])
 
 
 def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, device=None, noise_mode: str = "seed",
@@ -289,38 +312,42 @@ def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, devic
     decoder = TokenDecoder(checkpoint)
 
     def checks(tag: str, replay, artifact: Artifact):
-        """Model, preprocessor and decoded-action parity of one artifact: (model, [preprocessor], decoded, why no
-        decoded), the same for a tag's fixed observation and for each input-sweep case."""
+        """Model, preprocessor and decoded-action parity of one artifact: (model, [preprocessor], why no
+        preprocessor, decoded, why no decoded), the same for a tag's fixed observation and each input-sweep case."""
         model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode, layout=layouts[tag])
         if artifact.extra.get("upstream"):
             model.notes += _upstream_notes(artifact, layouts[tag], replay)
+        pre, pre_missing = [], ""
         if artifact.raw:
             pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag],
                                       statistics=statistics.get(tag, {}), decode=decoder)
         else:
-            pre = []
-            model.notes.append(f"preprocessor parity not compared: {artifact.path.name} holds no raw observations")
-        return (model, pre, *decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag]))
+            pre_missing = ("the original's file holds no raw observations" + (
+                " (LeRobot's dump records only the collated inputs)" if artifact.extra.get("upstream") else ""))
+        return (model, pre, pre_missing, *decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag]))
 
     swept = []
     for (tag, case), artifact in sweep.items():
-        model, pre, decoded, _ = checks(tag, replays.sweep[(tag, case)], artifact)
+        replay = replays.sweep[(tag, case)]
+        model, pre, _, decoded, _ = checks(tag, replay, artifact)
+        stages, missing = stage_parity(replay, artifact)
         swept.append(SweepCaseResult(tag, case, artifact.extra.get("sweep_case", {"case": case}),
-                                     [model, *pre, *([decoded] if decoded else [])]))
+                                     [model, *pre, *([decoded] if decoded else [])], stages, missing))
     results = []
     for tag, artifact in artifacts[DEFAULT_VARIANT].items():
         replay = replays.replays[(tag, DEFAULT_VARIANT)]
-        model, pre, decoded, decoded_missing = checks(tag, replay, artifact)
+        model, pre, pre_missing, decoded, decoded_missing = checks(tag, replay, artifact)
         stages, missing = stage_parity(replay, artifact)
         results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
                                  seconds=replay.seconds, stages=stages, stages_missing=missing,
+                                 preprocessor_missing=pre_missing,
                                  preprocessing_effect=_preprocessing_effect(replay), decoded=decoded,
                                  decoded_missing=decoded_missing, lerobot_decoded=replay.decoded,
                                  original_decoded=artifact.decoded_action))
     precision = precision_study(replays, artifacts, variants, layouts=layouts, k=k)
     refused = {**(source or {}).get("refused", {}), **replays.refused}
     return ConsumerReport(results, precision, replays, refused, k, noise_mode,
-                          timings=dict(replays.timings), sweep=swept)
+                          timings=dict(replays.timings), sweep=swept, variants=list(variants))
 
 
 class TokenDecoder:
@@ -378,7 +405,7 @@ def _tag_summary(result: TagResult, limit: int = 200) -> dict:
     stages = result.stages.summary() if result.stages else {"first_divergence": None,
                                                             "not compared": result.stages_missing}
     return {"passed": result.passed, "noise_mode": result.noise_mode, "seconds": round(result.seconds, 2),
-            "first_divergence": stages["first_divergence"], "stages": stages,
+            "first_divergence": result.divergence(), "stages": stages,
             "preprocessing effect on action_pred": result.preprocessing_effect,
             "decoded actions": (result.decoded.status if result.decoded else f"not compared: {result.decoded_missing}"),
             "input details": {c.name: [{k: v for k, v in row.items() if k != "images"} for row in c.details]
@@ -420,6 +447,9 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
     figures = saved((r.tag, png) for r, (_, png) in zip(report.results, report.heatmaps()))
     stage_figures = saved(((tag, png) for tag, _, png in report.stage_figures()), "-stages")
     decoded_figures = saved(((r.tag, png) for r, (_, png) in zip(report.results, report.decoded_heatmaps())), "-decoded")
+    precision_figures: dict[str, list[str]] = {}
+    for tag, variant, png in report.precision_figures():
+        precision_figures.setdefault(tag, []).extend(saved([(tag, png)], f"-precision-{variant}").values())
     provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]
     payload = {
         "passed": report.passed,
@@ -432,9 +462,11 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "row_notes": [f"{c.tag} / {c.check} / {c.name}: {note}" for r in report.results for c in r.comparisons
                       for note in c.notes],
         "tags": {r.tag: _tag_summary(r) for r in report.results},
-        # where each tag's models start to differ (None: every named stage within rounding, or not captured)
-        "first_divergence": {r.tag: (r.stages.summary()["first_divergence"] if r.stages else None)
-                             for r in report.results},
+        # where each tag's models start to differ: {"state": "diverges", stage...}, {"state": "none", compared N}
+        # or {"state": "not compared", "why"}: never one null for both "none diverged" and "never compared"
+        "first_divergence": {r.tag: r.divergence() for r in report.results},
+        "where": report.where(),
+        "not_compared": report.not_compared(),
         "sweep": {"cases": len({(r.tag, r.case) for r in report.sweep}),
                   "summary": [s.as_row() for s in report.sweep_summary],
                   "failing": [{"tag": r.tag, "case": r.case, "inputs": r.inputs,
@@ -448,6 +480,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "figures": figures,
         "stage_figures": stage_figures,
         "decoded_figures": decoded_figures,
+        "precision_figures": precision_figures,
         "reused": report.reused,
         "notes": report.replays.notes,
         "timings": {**report.timings, "peak_rss_mb": runinfo.peak_rss_mb()},

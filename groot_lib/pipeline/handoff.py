@@ -15,14 +15,21 @@ from pathlib import Path
 from groot_lib.core.artifact import load_artifact
 from groot_lib.core.atomic import atomic_write_text
 from groot_lib.core.errors import ParityError
+from groot_lib.core.report_folder import marker_alive
 
 SOURCE_FILE = "source.json"
 FAILED_FILE = "producer-failed.txt"  # written by the workflow when the producer notebook did not finish
-RUNNING_FILE = "producer-running.json"  # written by the workflow before it starts the producer: {"pid": ...}
-# How far the committed recordings move on another CPU (measured: live gr00t here vs recordings made on a
-# machine with another instruction set; capping this CPU to AVX2 reproduced the bf16 recordings exactly).
-RECORDED_DRIFT = ("recordings move across CPUs: fp32 action_pred by ~2e-6, bf16 by up to 4.7e-2, from "
-                  "instruction-set differences (AVX2 vs AVX512/AMX); run gr00t live for exact figures")
+RUNNING_FILE = "producer-running.json"  # the workflow's pid marker (report_folder.write_marker), before the producer
+# How far the committed recordings move on another machine (measured: live gr00t here vs recordings made on a
+# machine with another instruction set, where capping this CPU to AVX2 reproduced the bf16 recordings exactly; and
+# LeRobot on this CPU against the H200 recordings, compare/expected_gap.py's cpu vs cuda figure).
+RECORDED_DRIFT = {
+    "cpu": ("recordings move across CPUs: fp32 action_pred by ~2e-6, bf16 by up to 4.7e-2, from instruction-set "
+            "differences (AVX2 vs AVX512/AMX); run gr00t live for exact figures"),
+    "cuda": ("recorded on a GPU: LeRobot on a CPU differs from them by CPU vs GPU kernels (fp32 action_pred up to "
+             "~8e-4, bf16 by the size of either side's noise floor); LeRobot on the same GPU kind, or gr00t live, "
+             "gives exact figures"),
+}
 
 
 def write_source(output_dir: Path, info: dict) -> None:
@@ -46,12 +53,7 @@ def is_published(artifacts_dir: str | os.PathLike) -> bool:
 
 def _producer_alive(directory: Path) -> bool:
     """True while the process that announced a producer for ``directory`` is still running."""
-    try:
-        pid = int(json.loads((directory / RUNNING_FILE).read_text())["pid"])
-        os.kill(pid, 0)
-        return True
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    return marker_alive(directory / RUNNING_FILE)
 
 
 def source_from_artifacts(directory: Path) -> dict | None:

@@ -110,9 +110,14 @@ def check_recordings(values: dict, checkpoint: Path | None = None) -> None:
                            "(LeRobot then starts from the recorded noise)")
 
 
-def check_artifacts(values: dict, known: list[str]) -> tuple[list[str], str]:
+def check_artifacts(values: dict, root: Path, hf_home: str | None) -> tuple[list[str], str]:
     """ARTIFACTS=dir: the folder holds an fp32 artifact for every tag asked (default: every tag it has that the
-    checkpoint knows), and LeRobot's own dumps come with TRUST_LEGACY=1. Returns (tags, what judges them)."""
+    checkpoint knows), LeRobot's own dumps come with TRUST_LEGACY=1, and every file fits the checkpoint (core/fit.py:
+    tag, embodiment id, shapes, cameras, image tokens, fingerprint when recorded). Returns (tags, what judges them)."""
+    from groot_lib.core import fit
+    from groot_lib.core.errors import ParityError
+
+    known = ckpt.embodiment_tags(root)
     from groot_lib.core import upstream
     from groot_lib.core.artifact import find_artifacts
     from groot_lib.core.errors import ArtifactError
@@ -141,7 +146,16 @@ def check_artifacts(values: dict, known: list[str]) -> tuple[list[str], str]:
         raise SettingError(f"{', '.join(dumps)} in {folder} are LeRobot dumps (dump_original_n1_7.py) with pickled "
                            "dtype lists, which could run code when read: TRUST_LEGACY=1 (--trust-legacy 1) if you "
                            "made them, else regenerate them with the workbench's producer")
-    return asked or sorted(found), f"not needed: judging {folder}"
+    tags = asked or sorted(found)
+    try:
+        unattached = fit.check_folder(folder, root, tags, hf_home=hf_home, trust_legacy=values["trust_legacy"])
+    except ParityError as exc:
+        raise SettingError(str(exc).splitlines()[0]) from None
+    if unattached:
+        raise SettingError(f"{', '.join(unattached)} in {folder} record no checkpoint identity (made elsewhere?). They "
+                           f"fit {root}: attach it with `make attach-checkpoint ARTIFACTS={folder}"
+                           + ("" if tiny_layout.is_embedded(root) else f" CKPT={root}") + "`, then run this again")
+    return tags, f"not needed: judging {folder}"
 
 
 def _has_nvidia() -> bool:
@@ -192,7 +206,7 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
         except Exception as exc:  # noqa: BLE001 - KernelError lists the installed kernels
             raise SettingError(str(exc)) from None
     if values.get("artifacts"):
-        tags, gr00t = check_artifacts(values, known)
+        tags, gr00t = check_artifacts(values, root, hf_home)
     else:
         gr00t = gr00t_in_original_env()
     if not values.get("artifacts") and gr00t != "importable":
@@ -202,8 +216,8 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
                                "not on PyPI: `make setup GR00T_SRC=/path/to/Isaac-GR00T` (commit ab88b50 is what "
                                "LeRobot's fixtures pin)")
         check_recordings(values, root)
-    check_writable(out_root, "reports folder", "--out-root")
-    check_writable(store_root, "artifact store", "--artifacts-root")
+    check_writable(out_root, "reports folder", "--out-root / REPORTS_DIR=")
+    check_writable(store_root, "artifact store", "--artifacts-root / STORE_DIR=")
     from groot_lib.workbench import memory
 
     schedule = memory.plan(root, device=values["device"], schedule=values["schedule"], memory_gb=values["memory_gb"])

@@ -6,11 +6,13 @@ recorded), then the verdict summary, then links; a failed run still gets one.
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import re
 from pathlib import Path
 
+from groot_lib.core import report_folder
 from groot_lib.core.atomic import atomic_write_text
 from groot_lib.workbench.summary import status_of
 
@@ -51,39 +53,53 @@ def export_html(notebook: Path, *, hide_code: bool = True) -> Path:
     return atomic_write_text(notebook.with_suffix(".html"), _offline(body))
 
 
-REPORT_STAMP = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
-
-
-def report_folders(root: Path) -> list[Path]:
-    """The ``<UTC stamp>`` report folders under ``root``, newest first."""
-    return sorted((p for p in Path(root).iterdir() if p.is_dir() and REPORT_STAMP.match(p.name)),
-                  key=lambda p: p.name, reverse=True) if Path(root).is_dir() else []
-
-
-def clean_reports(root: Path, keep: int) -> list[Path]:
-    """Remove all but the ``keep`` newest report folders under ``root`` (only ``<UTC stamp>`` folders)."""
-    import shutil
-
+def _keep(text: str) -> int:
+    try:
+        keep = int(text)
+    except ValueError:
+        keep = -1
     if keep < 0:
-        raise ValueError(f"KEEP must be >= 0, got {keep}")
-    removed = report_folders(root)[keep:]
-    for folder in removed:
-        shutil.rmtree(folder)
-    return removed
+        raise argparse.ArgumentTypeError(f"KEEP must be a whole number >= 0 (how many finished reports to keep), "
+                                         f"got {text!r}")
+    return keep
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block: `make clean-reports KEEP=-1` says what is wrong
+        self.exit(2, f"clean-reports: error: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m groot_lib.workbench.report")
+    """``make clean-reports KEEP=n``: the n newest finished reports stay, runs in progress stay, the rest goes."""
+    parser = _OneLineParser(prog="python -m groot_lib.workbench.report")
     sub = parser.add_subparsers(dest="command", required=True)
-    clean = sub.add_parser("clean", help="keep only the newest report folders")
-    clean.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2] / "reports")
-    clean.add_argument("--keep", type=int, default=5)
+    clean = sub.add_parser("clean", help="keep only the newest finished reports and the runs in progress")
+    clean.add_argument("--root", type=Path, default=report_folder.ROOT)
+    clean.add_argument("--keep", type=_keep, default=5)
     args = parser.parse_args(argv)
-    removed = clean_reports(args.root, args.keep)
-    print(f"removed {len(removed)} report folder(s) from {args.root}, kept the newest {args.keep}")
+    done = report_folder.clean(args.root, args.keep)
+    print(f"removed {len(done.removed)} finished report folder(s) from {args.root}, kept the newest "
+          f"{len(done.kept)}" + (f": {', '.join(p.name for p in done.kept)}" if done.kept else ""))
+    if done.abandoned:
+        print(f"removed {len(done.abandoned)} unfinished report folder(s) whose run is over: "
+              + ", ".join(p.name for p in done.abandoned))
+    if done.in_progress:
+        print(f"kept {len(done.in_progress)} report folder(s) still being written: "
+              + ", ".join(p.name for p in done.in_progress))
     return 0
+
+
+STYLE = ("<style>body{font-family:sans-serif;max-width:1200px;margin:1em auto;padding:0 1em}"
+         "h1{margin:.3em 0;font-size:1.6em}h2{font-size:1.2em;margin:1em 0 .4em}h3{margin:.8em 0 .3em}"
+         "table{border-collapse:collapse;font-size:13px;max-width:100%}td,th{border:1px solid #ccc;padding:3px 6px;"
+         "overflow-wrap:anywhere}.fail{background:#fdd;font-weight:bold}.pass{background:#dfd}"
+         ".suspect{background:#fe9;font-weight:bold}.nc{background:#eee;color:#555}.refused{background:#fdd}"
+         ".banner{padding:.4em .6em;background:#eef;margin:0}.verdict{margin:.3em 0}.links{font-size:13px;color:#444}"
+         ".matrix td{text-align:center}.matrix a{color:inherit;text-decoration:none}.matrix small{font-weight:normal}"
+         "ul.where{margin:.3em 0;padding-left:1.2em;font-size:14px}ul.where li{margin:.2em 0}"
+         ".figures{display:flex;flex-wrap:wrap;gap:8px}.figures img{max-width:100%;height:auto}"
+         ".thumb{max-width:440px}.wide{max-width:100%}details{margin:.4em 0}summary{cursor:pointer;font-weight:bold}"
+         ".scroll{overflow-x:auto;max-width:100%}pre{white-space:pre-wrap}</style>")
 
 
 def _table(rows: list[dict]) -> str:
@@ -91,7 +107,7 @@ def _table(rows: list[dict]) -> str:
 
     if not rows:
         return "<p><em>no verdicts</em></p>"
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(c for r in rows for c in r))
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
 
     def cell(value):
@@ -99,38 +115,68 @@ def _table(rows: list[dict]) -> str:
         return f"<td{style}>{html.escape(fmt(value))}</td>"
 
     body = "".join("<tr>" + "".join(cell(r.get(c)) for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _anchor(tag: str) -> str:
     return "tag-" + re.sub(r"[^A-Za-z0-9_-]", "-", tag)
 
 
-def _matrix(rows: list[dict], precision: list[dict]) -> str:
-    """Embodiment x check, coloured, each cell linking to that embodiment's section below."""
-    from groot_lib.compare.numbers import fmt
+MATRIX_SKIPS = ("stage localisation", "precision study")  # not matrix columns: said in the "where" and notes
 
-    checks = list(dict.fromkeys(r["check"] for r in rows))
-    variants = list(dict.fromkeys(p["variant"] for p in precision))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in checks + [f"precision {v}" for v in variants])
+
+def cells(verdicts: dict) -> dict[tuple[str, str], tuple[str, str]]:
+    """(tag, column) -> (status, what and how much) for every cell of the verdict matrix: each check of each
+    embodiment, each precision variant, the input sweep, and the checks that could not run ("not compared")."""
+    from groot_lib.workbench.summary import check_cell, precision_cell, sweep_cell
+
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    rows = verdicts.get("rows", [])
+    for key in dict.fromkeys((r["tag"], r["check"]) for r in rows):
+        out[key] = check_cell([r for r in rows if (r["tag"], r["check"]) == key])
+    for item in verdicts.get("not_compared", []):
+        if item["tag"] != "*" and not item["check"].startswith(MATRIX_SKIPS):
+            out.setdefault((item["tag"], item["check"]), ("not compared", item["why"]))
+    for row in verdicts.get("precision", []):
+        out[(row["tag"], f"precision {row['variant']}")] = precision_cell(row)
+    summary = (verdicts.get("sweep") or {}).get("summary", [])
+    for tag in dict.fromkeys(r["tag"] for r in summary):
+        out[(tag, "input sweep")] = sweep_cell([r for r in summary if r["tag"] == tag])
+    return out
+
+
+def _matrix(verdicts: dict) -> str:
+    """Embodiment x check, coloured, each cell naming what fails (or the worst tensor) and by how much, linking to
+    that embodiment's section below."""
+    found = cells(verdicts)
+    tags = list(dict.fromkeys(tag for tag, _ in found))
+    columns = list(dict.fromkeys(column for _, column in found))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
-    for tag in dict.fromkeys(r["tag"] for r in rows):
-        cells = []
-        for check in checks:
-            group = [r for r in rows if r["tag"] == tag and r["check"] == check]
-            worst = max((r.get("max|delta|") for r in group if r.get("max|delta|") is not None), default=None)
-            status = status_of(group)
-            cells.append(f"<td class='{status.lower()}'><a href='#{_anchor(tag)}'>{status}<br><small>max "
-                         f"{fmt(worst)}</small></a></td>")
-        for variant in variants:
-            row = next((p for p in precision if p["tag"] == tag and p["variant"] == variant), None)
-            status = row["verdict"] if row else "n/a"
-            ratio = (row["cross gap"] / row["bound"] * row["k"]) if row and row.get("bound") else None
-            cells.append(f"<td class='{status.lower()}'><a href='#{_anchor(tag)}'>{status}<br><small>cross / floor "
-                         f"{fmt(ratio)}</small></a></td>")
-        body.append(f"<tr><th><a href='#{_anchor(tag)}'>{html.escape(tag)}</a></th>{''.join(cells)}</tr>")
-    return (f"<h2>Verdict matrix</h2><table class='matrix'><thead><tr><th>embodiment</th>{head}</tr></thead>"
+    for tag in tags:
+        row = []
+        for column in columns:
+            status, detail = found.get((tag, column), ("n/a", ""))
+            css = {"not compared": "nc", "n/a": "nc"}.get(status, status.lower())
+            row.append(f"<td class='{css}' title='{html.escape(detail, quote=True)}'><a href='#{_anchor(tag)}'>"
+                       f"{html.escape(status)}<br><small>{html.escape(_short(detail))}</small></a></td>")
+        body.append(f"<tr><th><a href='#{_anchor(tag)}'>{html.escape(tag)}</a></th>{''.join(row)}</tr>")
+    return (f"<table class='matrix'><thead><tr><th>embodiment</th>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _where(lines: list[dict], *, with_tag: bool = True) -> str:
+    """One line per FAIL / SUSPECT cell: where it goes wrong and by how much (compare/where.py, in verdicts.json)."""
+    if not lines:
+        return ""
+    items = "".join(f"<li><span class='{line['status'].lower()}'>{html.escape(line['status'])}</span> "
+                    f"<b>{html.escape((line['tag'] + ' / ') if with_tag else '')}{html.escape(line['check'])}</b>: "
+                    f"{html.escape(line['text'])}</li>" for line in lines)
+    return f"<ul class='where'>{items}</ul>"
 
 
 def _embedded_png(run_dir: Path, figure: str | None, *, alt: str, css: str) -> str:
@@ -143,47 +189,58 @@ def _embedded_png(run_dir: Path, figure: str | None, *, alt: str, css: str) -> s
     return f"<img class='{css}' alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
 
 
+def _figures(run_dir: Path, tag: str, verdicts: dict) -> str:
+    """The embodiment's figures side by side: model-parity heatmap, decoded actions, precision study grids."""
+    figures = [_embedded_png(run_dir, (verdicts.get("figures") or {}).get(tag), alt=f"{tag} heatmap", css="thumb"),
+               _embedded_png(run_dir, (verdicts.get("decoded_figures") or {}).get(tag), alt=f"{tag} decoded actions",
+                             css="thumb")]
+    figures += [_embedded_png(run_dir, path, alt=f"{tag} precision study", css="thumb")
+                for path in (verdicts.get("precision_figures") or {}).get(tag, [])]
+    shown = [f for f in figures if f]
+    return f"<div class='figures'>{''.join(shown)}</div>" if shown else ""
+
+
 def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
-    """One embodiment: its heatmap, violating cells valid vs padding, where it diverges, rows."""
+    """One embodiment: where it fails, its figures, where its models diverge, its rows (collapsed)."""
     summary = (verdicts.get("tags") or {}).get(tag, {})
-    image = _embedded_png(run_dir, (verdicts.get("figures") or {}).get(tag), alt=f"{tag} heatmap", css="thumb")
+    rows = [r for r in verdicts.get("rows", []) if r["tag"] == tag]
+    where = [line for line in verdicts.get("where", []) if line["tag"] == tag]
     counts = (f"<p>Violating cells (horizon x dim, max over batch): {summary.get('n_violating_valid', 'n/a')} inside "
               f"the valid {summary.get('valid_horizon')} x {summary.get('valid_dim')} region, "
-              f"{summary.get('n_violating_padding', 'n/a')} in padding.</p>") if summary else ""
-    rows = [r for r in verdicts.get("rows", []) if r["tag"] == tag]
+              f"{summary.get('n_violating_padding', 'n/a')} in padding.</p>") if summary.get("n_violating_cells") else ""
     stages = summary.get("stages") or {}
     profile = _embedded_png(run_dir, (verdicts.get("stage_figures") or {}).get(tag), alt=f"{tag} stage profile",
-                            css="stage-profile")
+                            css="wide")
     flagged = [{k: r[k] for k in ("stage", "step", "max|delta|", "relative", "added (relative)")}
                for r in stages.get("stages", []) if r.get("flagged")]
-    if profile and flagged:  # where it diverges: the profile and the flagged stages
-        profile += _table(flagged[:12])
-    decoded = summary.get("decoded actions", "")
-    decoded = _embedded_png(run_dir, (verdicts.get("decoded_figures") or {}).get(tag), alt=f"{tag} decoded actions",
-                            css="thumb") or (f"<p>Decoded actions: {html.escape(decoded)}.</p>" if decoded else "")
-    return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>{image}{counts}"
-            f"{_divergence(stages)}{profile}{decoded}{_table(rows)}</section>")
+    if profile and flagged:
+        profile = f"<details><summary>Stage profile ({len(flagged)} flagged)</summary>{profile}{_table(flagged[:12])}</details>"
+    first = summary.get("first_divergence") or {}
+    routine = status_of([r for r in rows if r["check"] == "model parity"]) == "PASS" and first.get("state") != "diverges"
+    return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>"
+            f"{_where(where, with_tag=False)}{'' if routine else _divergence(first)}{counts}"
+            f"{_figures(run_dir, tag, verdicts)}{profile}"
+            f"<details><summary>Verdict rows ({len(rows)})</summary>{_table(rows)}</details></section>")
 
 
-def _divergence(stages: dict) -> str:
-    """Where the models start to differ: the first named stage above rounding, or why there is no answer."""
-    if "not compared" in stages:
-        return f"<p class='first-divergence'>Stages: not compared ({html.escape(stages['not compared'])}).</p>"
-    first = stages.get("first_divergence")
-    if not stages:
-        return ""
-    if first is None:
-        return (f"<p class='first-divergence'>Stages: all {len(stages.get('stages', []))} named stages within "
-                "rounding.</p>")
-    size = (f"max |delta| {first['max|delta|']:.3g}, relative {first['relative']:.3g}"
-            if first.get("max|delta|") is not None else "shapes differ")
-    if first.get("added (relative)") is not None:
-        size += f"; re-run on the original's own inputs it adds {first['added (relative)']:.3g}"
+def _divergence(first: dict | None) -> str:
+    """Where the models start to differ, with its state said: diverges, none diverges, or never compared."""
     from groot_lib.compare.stages import stage_label
 
-    return (f"<p class='first-divergence'><b>Diverges first at {html.escape(stage_label(first['stage'], first['step']))}"
-            f"</b> ({size}; threshold {stages.get('threshold (relative)', 0):.2g} relative). Every "
-            "later stage inherits it: see the consumer page's stage profile.</p>")
+    if not first:
+        return ""
+    state = first.get("state")
+    if state == "not compared":
+        return f"<p class='first-divergence'>Stages: not compared ({html.escape(first.get('why', ''))}).</p>"
+    if state == "none":
+        return (f"<p class='first-divergence'>Stages: all {first.get('stages compared')} named stages compared, "
+                "none beyond rounding.</p>")
+    label = stage_label(first["stage"], first["step"])
+    size = (f"max |delta| {first['max|delta|']:.3g}, relative {first['relative']:.3g}"
+            if first.get("max|delta|") is not None else "shapes differ")
+    role = {"source": "it adds the error itself", "inherits": "its inputs already differ"}.get(first.get("role"), "")
+    return (f"<p class='first-divergence'><b>Diverges first at {html.escape(label)}</b> ({size}"
+            f"{'; ' + role if role else ''}).</p>")
 
 
 def _settings_table(settings: dict) -> str:
@@ -191,10 +248,14 @@ def _settings_table(settings: dict) -> str:
     from groot_lib.compare.numbers import fmt
 
     sources = settings.get("sources", {})
+    shown = {k: v for k, v in sorted(settings.items()) if k not in ("sources", "memory")}
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(fmt(v))}</td>"
-                   f"<td>{html.escape(sources.get(k, ''))}</td></tr>"
-                   for k, v in sorted(settings.items()) if k != "sources")
-    return f"<h2>Settings</h2><table><thead><tr><th>setting</th><th>value</th><th>from</th></tr></thead>{rows}</table>"
+                   f"<td>{html.escape(sources.get(k, ''))}</td></tr>" for k, v in shown.items())
+    memory = settings.get("memory") or {}
+    if memory:
+        rows += "".join(f"<tr><th>memory {html.escape(str(k))}</th><td>{html.escape(fmt(v))}</td><td>planner</td></tr>"
+                        for k, v in memory.items())
+    return f"<table><thead><tr><th>setting</th><th>value</th><th>from</th></tr></thead>{rows}</table>"
 
 
 RUN_FIELDS = ("implementation", "version", "python", "torch", "transformers", "device", "dtype", "attention")
@@ -229,22 +290,25 @@ def _provenance(run_dir: Path, source: dict, verdicts: dict | None) -> str:
         original = f"gr00t {str(recording.get('gr00t_commit', '?'))[:12]} (recorded {recording.get('recorded_at', '?')})"
     else:
         original = "unknown"
-    original_machine = source.get("machine") or recording.get("machine")
+    # a live run records its machine in source.json; recordings in their provenance's producer (and every
+    # artifact's meta::producer); imported artifacts in meta::producer alone
+    runs = _stored_runs(run_dir / "artifacts", "meta::producer")
+    original_machine = (source.get("machine") or (recording.get("producer") or {}).get("machine")
+                        or next((r.get("machine") for r in runs.values() if r.get("machine")), None))
     lerobot = (verdicts or {}).get("lerobot", {})
     rows = [("original code", original), ("original machine", machine.describe(original_machine)),
             ("LeRobot code", code_identity.describe(lerobot.get("code"))),
             ("LeRobot machine", machine.describe(lerobot.get("machine")))]
-    for side, folder, key in (("original", run_dir / "artifacts", "meta::producer"),
-                              ("LeRobot", run_dir / "lerobot", "meta::info")):
-        for variant, run in _stored_runs(folder, key).items():
+    for side, found in (("original", runs), ("LeRobot", _stored_runs(run_dir / "lerobot", "meta::info"))):
+        for variant, run in found.items():
             rows.append((f"{side} {variant}", " | ".join(f"{k} {run[k]}" for k in RUN_FIELDS if run.get(k))))
     fingerprint = _stored_runs(run_dir / "artifacts", "meta::checkpoint")
     if fingerprint:
         first = next(iter(fingerprint.values()))
         rows.append(("checkpoint", f"{first.get('name')} (fingerprint {first.get('fingerprint')} of "
                                    f"{', '.join(first.get('files', []))})"))
-    return ("<h2>Provenance</h2><table>" + "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>")
+    return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + \
+        "</table>"
 
 
 def _reuse_line(source: dict, verdicts: dict | None) -> str:
@@ -259,60 +323,82 @@ def _reuse_line(source: dict, verdicts: dict | None) -> str:
             f"LeRobot outputs: {count((verdicts or {}).get('replays', []))}.")
 
 
+def verdict_sentence(found: dict[tuple[str, str], tuple[str, str]], *, errors: list[str],
+                     refused: dict[str, str]) -> str:
+    """'2 of 16 cells FAIL (libero_sim: model parity), 1 SUSPECT, 8 not compared': the answer in one line."""
+    judged = {k: v for k, v in found.items() if v[0] in ("PASS", "FAIL", "SUSPECT")}
+    failing = [k for k, v in judged.items() if v[0] == "FAIL"]
+    suspect = [k for k, v in judged.items() if v[0] == "SUSPECT"]
+    skipped = len(found) - len(judged)
+    parts = [f"{len(judged) - len(failing)} of {len(judged)} checks pass"]
+    if failing:
+        parts.append(f"{len(failing)} FAIL (" + "; ".join(f"{t}: {c}" for t, c in failing[:4])
+                     + (", ..." if len(failing) > 4 else "") + ")")
+    if suspect:
+        parts.append(f"{len(suspect)} SUSPECT: within atol/rtol, far above rounding ("
+                     + "; ".join(f"{t}: {c}" for t, c in suspect[:4]) + (", ..." if len(suspect) > 4 else "") + ")")
+    if skipped:
+        parts.append(f"{skipped} not compared")
+    if refused:
+        parts.append(f"{len(refused)} variant(s) REFUSED")
+    if errors:
+        parts.append(f"{len(errors)} notebook error(s)")
+    return "; ".join(parts) + "."
+
+
 def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dict[str, Path],
                 errors: list[str], settings: dict, source: dict | None = None) -> Path:
-    """``run_dir/index.html``: provenance banner first, then verdicts, failures and links."""
+    """``run_dir/index.html``, answer first: where the original's outputs came from, the verdict, the matrix,
+    one "where" line per failing or SUSPECT cell, the figures; provenance, settings and notes collapsed below."""
     source = source or {}
+    verdicts_ = verdicts or {}
     passed = bool(verdicts and verdicts.get("passed")) and not errors
-    status = "PASS" if passed else "FAIL"
-    rows = (verdicts or {}).get("rows", [])
-    precision = (verdicts or {}).get("precision", [])
-    refused = {**source.get("refused", {}), **(verdicts or {}).get("refused", {})}
-    failing = [r for r in rows + precision if r.get("verdict") == "FAIL"]
-    suspect = [r for r in rows if r.get("flag") == "SUSPECT"]
+    status = "PASS" if passed else ("ERROR" if errors else "FAIL")
+    rows = verdicts_.get("rows", [])
+    refused = {**source.get("refused", {}), **verdicts_.get("refused", {})}
+    found = cells(verdicts_)
+    links = " | ".join([*(f"<a href='{html.escape(p.name)}'>{html.escape(name)} notebook</a>"
+                          for name, p in pages.items()), "<a href='summary.txt'>summary.txt</a>",
+                        "<a href='progress.log'>progress log</a>", "<a href='kernels.log'>kernels' stderr</a>"])
     parts = [
-        "<!doctype html><meta charset='utf-8'><title>gr00t-parity report</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-        ".fail{background:#fdd;font-weight:bold}.pass{background:#dfd}.suspect{background:#fe9;font-weight:bold}"
-        ".banner{font-size:1.1em;padding:.5em;background:#eef}.matrix td{text-align:center}"
-        ".matrix a{color:inherit;text-decoration:none}.thumb{max-width:560px;display:block}</style>",
+        f"<!doctype html><meta charset='utf-8'><title>gr00t-parity: {status}</title>{STYLE}",
         f"<p class='banner'>{html.escape(banner)}</p>",
         f"<h1>gr00t-parity: <span class='{status.lower()}'>{status}</span></h1>",
-        f"<p>{len(rows) + len(precision) - len(failing)} of {len(rows) + len(precision)} checks pass. "
-        f"{html.escape(_reuse_line(source, verdicts))} Terminal summary: <a href='summary.txt'>summary.txt</a>; "
-        "logs: <a href='progress.log'>progress</a>, <a href='kernels.log'>the kernels' stderr</a>.</p>",
+        f"<p class='verdict'>{html.escape(verdict_sentence(found, errors=errors, refused=refused))}</p>",
+        f"<p class='links'>{links}</p>",
     ]
-    if suspect:
-        parts.append(f"<p class='suspect'>SUSPECT: {len(suspect)} check(s) pass atol/rtol but sit far above the gap "
-                     "rounding explains for their devices ('x expected gap'): "
-                     + html.escape(", ".join(f"{r['tag']} / {r['tensor']}" for r in suspect)) + "</p>")
-    parts.append(_provenance(run_dir, source, verdicts))
-    notes = [*settings.get("notes", []), *source.get("notes", []), *(verdicts or {}).get("notes", []),
-             *(verdicts or {}).get("row_notes", [])]
-    if notes:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
-    parts.append(_settings_table({k: v for k, v in settings.items() if k != "notes"}))
-    for err in errors:
-        parts.append(f"<pre class='fail'>{html.escape(err)}</pre>")
-    for variant, why in refused.items():
-        parts.append(f"<p class='fail'>REFUSED {html.escape(variant)}: {html.escape(why)}</p>")
-    if rows:
-        parts.append(_matrix(rows, precision))
-        parts += [_tag_section(run_dir, tag, verdicts) for tag in dict.fromkeys(r["tag"] for r in rows)]
-    parts.append("<h2>All verdicts</h2>" + _table(rows))
-    sweep = (verdicts or {}).get("sweep") or {}
+    parts += [f"<pre class='fail'>{html.escape(err)}</pre>" for err in errors]
+    parts += [f"<p class='refused'>REFUSED {html.escape(v)}: {html.escape(why)}</p>" for v, why in refused.items()]
+    if found:
+        parts.append(_matrix(verdicts_))
+    parts.append(_where(verdicts_.get("where", [])))
+    from groot_lib.workbench.summary import not_compared_lines
+
+    skipped = not_compared_lines(verdicts_.get("not_compared", []))
+    if skipped:
+        parts.append("<p class='nc'>Not compared: " + html.escape("; ".join(skipped)) + "</p>")
+    parts += [_tag_section(run_dir, tag, verdicts_) for tag in dict.fromkeys(r["tag"] for r in rows)]
+    sweep = verdicts_.get("sweep") or {}
     if sweep.get("summary"):
-        parts.append(f"<h2>Input sweep</h2><p>{sweep['cases']} more observation(s) per embodiment (SWEEP; "
-                     "core/sweep.py): per check, max |delta| across the cases and the worst case with its inputs.</p>"
-                     + _table([{**r, "worst inputs": json.dumps(r["worst inputs"], ensure_ascii=False)}
-                               for r in sweep["summary"]]))
-    if precision:
-        parts.append("<h2>Precision study</h2><p>Cross-implementation gap at low precision vs k x the larger "
-                     "same-implementation noise floor (max |delta| on action_pred, same initial noise).</p>"
-                     + _table(precision))
-    parts.append("<h2>Notebooks</h2><ul>" + "".join(
-        f"<li><a href='{html.escape(p.name)}'>{html.escape(name)}</a></li>" for name, p in pages.items()) + "</ul>")
+        parts.append(f"<details><summary>Input sweep ({sweep['cases']} more observation(s) per embodiment)</summary>"
+                     "<p>Per check, max |delta| across the cases and the worst case with its inputs (SWEEP; "
+                     "core/sweep.py).</p>" + _table([{**r, "worst inputs": json.dumps(r["worst inputs"],
+                                                                                       ensure_ascii=False)}
+                                                     for r in sweep["summary"]]) + "</details>")
+    if verdicts_.get("precision"):
+        parts.append("<details><summary>Precision study</summary><p>Cross-implementation gap at low precision vs k x "
+                     "the larger same-implementation noise floor (max |delta| on action_pred, same initial noise).</p>"
+                     + _table(verdicts_["precision"]) + "</details>")
+    notes = [*settings.get("notes", []), *source.get("notes", []), *verdicts_.get("notes", []),
+             *verdicts_.get("row_notes", [])]
+    parts.append(f"<details><summary>Provenance</summary><p>{html.escape(_reuse_line(source, verdicts))}</p>"
+                 f"{_provenance(run_dir, source, verdicts)}</details>")
+    parts.append("<details><summary>Settings</summary>"
+                 f"{_settings_table({k: v for k, v in settings.items() if k != 'notes'})}</details>")
+    if notes:
+        parts.append(f"<details><summary>Notes ({len(notes)})</summary><ul>"
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></details>")
+    parts.append(f"<details><summary>All verdicts ({len(rows)} rows)</summary>{_table(rows)}</details>")
     return atomic_write_text(run_dir / "index.html", "\n".join(parts))
 
 

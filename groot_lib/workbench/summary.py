@@ -8,9 +8,12 @@ what, without opening a page. Built from verdicts.json alone, and also saved as 
 from __future__ import annotations
 
 from groot_lib.compare.numbers import fmt
+from groot_lib.workbench.notebook_runner import STOP_SIGNALS
 
 EXIT_MEANING = {0: "every check PASSES", 1: "some check FAILS (or a variant was refused)",
-                2: "the run could not finish (error)", 130: "interrupted"}
+                2: "the run could not finish (error)",
+                **{128 + s: f"stopped by {s.name} ({sender}): kernels killed, no report written"
+                   for s, sender in sorted(STOP_SIGNALS.items())}}
 
 
 def _group(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -31,54 +34,95 @@ def status_of(rows: list[dict]) -> str:
     return "SUSPECT" if any(r.get("flag") == "SUSPECT" for r in rows) else "PASS"
 
 
-def _check_detail(rows: list[dict]) -> tuple[str, str]:
-    """One check of one tag: FAIL if any tensor fails; the worst tensor's numbers."""
-    failing = [r for r in rows if r["verdict"] != "PASS"]
-    suspect = [r for r in rows if r.get("flag") == "SUSPECT"]
-    status = status_of(rows)
-    shown = failing or suspect or rows
-    worst = max(shown, key=lambda r: -1.0 if r.get("min atol to pass") is None else r["min atol to pass"])
-    if worst.get("max|delta|") is None:  # shape mismatch or missing tensor: no element statistics
-        detail = f"{worst['tensor']}: {worst.get('reason') or 'n/a'}"
+def worst_row(rows: list[dict]) -> dict:
+    """The row a check is summed up by: failing rows first, then SUSPECT ones, then the largest max |delta| (a
+    statistic that does not exist, e.g. on a shape mismatch, counts as the largest)."""
+    def rank(r):
+        size = r.get("max|delta|")
+        return (r.get("verdict") != "PASS", r.get("flag") == "SUSPECT", size is None, size or 0.0)
+
+    return max(rows, key=rank)
+
+
+def check_cell(rows: list[dict]) -> tuple[str, str]:
+    """(status, what and how much) of one check of one embodiment: 'action_pred max 0.079', shapes when they
+    differ; index.html's matrix cell and the terminal's line say the same."""
+    worst = worst_row(rows)
+    what = worst["tensor"]
+    if worst.get("max|delta|") is None:
+        detail = f"{what}: {worst.get('reason') or 'n/a'}"
     else:
-        detail = (f"{worst['tensor']}: max|delta| {fmt(worst['max|delta|'])}, min atol {fmt(worst['min atol to pass'])}"
-                  + (f", {fmt(worst['x expected gap'])}x expected gap" if worst.get("x expected gap") is not None else "")
-                  + (f" ({worst['reason']})" if worst.get("reason") else ""))
-    if len(rows) > 1:
-        detail += f" [{len(rows) - len(failing)}/{len(rows)} tensors pass]"
-    return status, detail
+        detail = f"{what} max {fmt(worst['max|delta|'])}"
+        if worst.get("x expected gap") is not None:
+            detail += f", {fmt(worst['x expected gap'])}x expected gap"
+    return status_of(rows), detail
 
 
-def _sweep_by_tag(summary: list[dict]) -> dict[str, list[dict]]:
+def precision_cell(row: dict) -> tuple[str, str]:
+    """(status, the cross-implementation gap against its bound): 'cross 0.055 <= bound 0.088'."""
+    if row.get("cross gap") is None or row.get("bound") is None:
+        return row["verdict"], f"n/a: {row.get('reason') or 'no gap measured'}"
+    holds = row["cross gap"] <= row["bound"]
+    return row["verdict"], f"cross {fmt(row['cross gap'])} {'<=' if holds else '>'} bound {fmt(row['bound'])}"
+
+
+def sweep_cell(rows: list[dict]) -> tuple[str, str]:
+    """(status, worst case) of one embodiment's input sweep (verdicts.json sweep.summary rows)."""
+    failed = [r for r in rows if r["verdict"] != "PASS"]
+    suspect = [r for r in rows if r.get("flag") == "SUSPECT"]
+    worst = max(failed or suspect or rows, key=lambda r: (r["max"] is None, r["max"] or 0))
+    status = "FAIL" if failed else "SUSPECT" if suspect else "PASS"
+    return status, (f"{rows[0]['cases']} cases; worst {worst['tensor']} ({worst['check']}) max {fmt(worst['max'])} in "
+                    f"{worst['worst case']}")
+
+
+def not_compared_lines(items: list[dict]) -> list[str]:
+    """Checks that could not run, grouped by check and reason across embodiments (one line each)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for item in items:
+        grouped.setdefault((item["check"], item["why"]), []).append(item["tag"])
+    return [f"{check} on {', '.join(tags) if tags != ['*'] else 'this run'}: {why}" for (check, why), tags in
+            grouped.items()]
+
+
+def where_by_tag(lines: list[dict]) -> dict[str, list[dict]]:
     grouped: dict[str, list[dict]] = {}
-    for row in summary:
-        grouped.setdefault(row["tag"], []).append(row)
+    for line in lines:
+        grouped.setdefault(line["tag"], []).append(line)
     return grouped
 
 
 def terminal_summary(*, code: int, index, banner: str, verdicts: dict | None, errors: list[str],
                      refused: dict[str, str] | None = None) -> str:
+    """The run in ~40 lines for 4 tags: the verdict, each check's worst tensor by max |delta|, precision against
+    its bound, where each failing tag goes wrong, what could not be compared, errors."""
+    verdicts = verdicts or {}
     lines = [f"gr00t-parity: {'PASS' if code == 0 else 'FAIL' if code == 1 else 'ERROR'} "
              f"(exit {code}: {EXIT_MEANING.get(code, '?')})", banner]
-    rows = (verdicts or {}).get("rows", [])
+    rows = verdicts.get("rows", [])
     if rows:
-        lines.append(_line("tag", "check", "result", "worst tensor"))
+        lines.append(_line("tag", "check", "result", "worst tensor (by max |delta|)"))
         for (tag, check), group in _group(rows).items():
-            lines.append(_line(tag, check, *_check_detail(group)))
-        for row in (verdicts or {}).get("precision", []):
-            detail = (f"cross gap {fmt(row['cross gap'])} vs {fmt(row['k'])} x floor "
-                      f"{fmt(max(row['original floor'] or 0, row['LeRobot floor'] or 0))}")
-            if row["verdict"] != "PASS":
-                detail += f" ({row['reason']})"
-            lines.append(_line(row["tag"], f"precision {row['variant']}", row["verdict"], detail))
-    for tag, group in _sweep_by_tag((verdicts or {}).get("sweep", {}).get("summary", [])).items():
-        failed = [r for r in group if r["verdict"] != "PASS"]
-        worst = max(failed or group, key=lambda r: (r["max"] is None, r["max"] or 0))
-        detail = (f"{group[0]['cases']} cases; worst {worst['tensor']} ({worst['check']}): max|delta| "
-                  f"{fmt(worst['max'])} in {worst['worst case']}"
-                  + (f" ({worst['why']})" if failed else ""))
-        lines.append(_line(tag, "input sweep", "FAIL" if failed else "PASS", detail))
-    suspect = [r for r in rows if r.get("flag") == "SUSPECT"]
+            status, detail = check_cell(group)
+            passing = sum(r["verdict"] == "PASS" for r in group)
+            lines.append(_line(tag, check, status, detail + (f" [{passing}/{len(group)} pass]" if len(group) > 1 else "")))
+        for row in verdicts.get("precision", []):
+            lines.append(_line(row["tag"], f"precision {row['variant']}", *precision_cell(row)))
+    sweep_rows = verdicts.get("sweep", {}).get("summary", [])
+    for tag in dict.fromkeys(r["tag"] for r in sweep_rows):
+        lines.append(_line(tag, "input sweep", *sweep_cell([r for r in sweep_rows if r["tag"] == tag])))
+    where = where_by_tag(verdicts.get("where", []))
+    if where:
+        lines.append("where:")
+        for tag, group in where.items():
+            more = f" (+{len(group) - 1} more in index.html)" if len(group) > 1 else ""
+            lines.append(f"  {tag} / {group[0]['check']} {group[0]['status']}: {group[0]['text']}{more}")
+    skipped = not_compared_lines(verdicts.get("not_compared", []))
+    if skipped:
+        lines.append("not compared:")
+        lines += [f"  {line}" for line in skipped]
+    suspect = [r for r in rows if r.get("flag") == "SUSPECT"] + \
+        [r for r in verdicts.get("sweep", {}).get("summary", []) if r.get("flag") == "SUSPECT"]
     if suspect:
         lines.append(f"SUSPECT: {len(suspect)} check(s) pass atol/rtol but sit far above the gap rounding explains "
                      "for their devices: a real divergence is likely (see 'x expected gap').")

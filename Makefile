@@ -149,7 +149,7 @@ gpu-check-prepare: kernels
 # cache in build/real/hf_home (needs gr00t: GR00T_SRC). Then: make report CKPT=build/real/gr00t-n1.7-3b-random HF_HOME=build/real/hf_home
 ## a random checkpoint with the real N1.7-3B architecture in build/real (~12 GB; needs gr00t)
 real-size-checkpoint: kernels
-	$(ENVS)/original/bin/python -m groot_lib.tiny.checkpoint --real-size --out build/real
+	$(ENVS)/original/bin/python -m groot_lib.tiny.generate --real-size --out build/real
 
 # The content-addressed store of original artifacts and LeRobot replays (reports keep hard links).
 ## delete the artifact store in build/artifacts

@@ -30,7 +30,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from groot_lib.paths import REPO_ROOT as REPO
 BUILD = REPO / "build" / "bench"
 ENVS = Path(os.environ.get("ENVS", REPO / ".envs"))
 if not ENVS.is_absolute():
@@ -108,10 +108,10 @@ def preflight() -> bool:
 
 def scaled_checkpoint(scale: int, seed: int, logs: Path) -> tuple[Path, Path, dict]:
     """Generate (once per generator version) the scaled random checkpoint under build/bench."""
-    from groot_lib.tiny.checkpoint import checkpoint_name
+    from groot_lib.tiny.generate import checkpoint_name
 
     digest = hashlib.sha256()
-    for module in ("tiny/checkpoint.py", "tiny/layout.py"):
+    for module in ("tiny/generate.py", "tiny/layout.py"):
         digest.update((REPO / "groot_lib" / module).read_bytes())
     key = f"x{scale}-seed{seed}-{digest.hexdigest()[:10]}"
     root = BUILD / "checkpoints" / key
@@ -121,7 +121,7 @@ def scaled_checkpoint(scale: int, seed: int, logs: Path) -> tuple[Path, Path, di
         for old in (BUILD / "checkpoints").glob("x*"):  # stale generator versions
             shutil.rmtree(old, ignore_errors=True)
         log(f"generating the x{scale} checkpoint into {root.relative_to(REPO)} (once) ...")
-        run = measure(f"generate-x{scale}", [str(PY["original"]), "-m", "groot_lib.tiny.checkpoint", "--out",
+        run = measure(f"generate-x{scale}", [str(PY["original"]), "-m", "groot_lib.tiny.generate", "--out",
                                              str(root), "--seed", str(seed), "--scale", str(scale)], logs)
         if run["rc"] != 0:
             raise BenchError(f"generating the scaled checkpoint failed; see {run['log']}:\n{tail(run['log'])}")

@@ -177,7 +177,7 @@ pd.DataFrame(report.replays.rows())
 (`groot_lib.compare.expected_gap`); a row more than 10x above it is flagged **SUSPECT** even when it passes atol/rtol.
 """),
     code("""
-from groot_lib.compare.tensors import verdict_table
+from groot_lib.compare.comparison import verdict_table
 
 from groot_lib.compare.numbers import fmt, verdict_styled
 

@@ -13,8 +13,9 @@ import pytest
 
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.workbench.kernels import interpreter
+from groot_lib import paths
 
-REPO = tiny_layout.REPO_ROOT
+REPO = paths.REPO_ROOT
 
 
 def env_python(kernel: str) -> Path:

@@ -17,9 +17,13 @@ from groot_lib.core import settings
 LIB = Path(contract.__file__).resolve().parents[1]
 MODEL_STACK = {"torch", "transformers", "gr00t", "lerobot", "diffusers", "flash_attn"}
 # package -> (third-party roots it must never import, even lazily; groot_lib packages it must never import)
+NOTEBOOK_TOOLS = {"papermill", "nbclient", "nbconvert", "jupyter_client"}
 BOUNDARIES = {
-    "core": (MODEL_STACK | {"matplotlib", "pandas", "papermill", "nbclient"}, {"backends", "pipeline", "workbench", "compare"}),
-    "compare": (MODEL_STACK | {"papermill", "nbclient"}, {"backends", "pipeline", "workbench"}),
+    "paths.py": (MODEL_STACK | {"numpy"}, {"backends", "pipeline", "workbench", "compare", "core", "tiny"}),
+    "core": (MODEL_STACK | {"matplotlib", "pandas"} | NOTEBOOK_TOOLS, {"backends", "pipeline", "workbench", "compare"}),
+    "compare": (MODEL_STACK | NOTEBOOK_TOOLS, {"backends", "pipeline", "workbench"}),
+    "backends": (NOTEBOOK_TOOLS, {"pipeline", "workbench"}),
+    "pipeline": (NOTEBOOK_TOOLS, {"workbench"}),
     "workbench": (MODEL_STACK, {"backends"}),
     "tiny/layout.py": (MODEL_STACK | {"numpy"}, {"backends", "pipeline", "workbench", "compare", "core"}),
 }
@@ -40,15 +44,22 @@ def imports_of(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("where", sorted(BOUNDARIES))
 def test_environment_boundary(where):
+    """Each package runs in its environment: not one module it reaches, through any chain of groot_lib imports
+    (lazy ones inside functions included), imports what that environment lacks."""
+    from groot_lib.core.store import module_closure
+
     banned, banned_packages = BOUNDARIES[where]
     files = [LIB / where] if where.endswith(".py") else sorted((LIB / where).rglob("*.py"))
     assert files
     for path in files:
-        for module in imports_of(path):
-            root = module.split(".")[0]
-            assert root not in banned, f"{path.relative_to(LIB)} imports {module} ({where} must run without it)"
-            if root == "groot_lib" and module.count("."):
-                assert module.split(".")[1] not in banned_packages, f"{path.relative_to(LIB)} imports {module}"
+        entry = ".".join(path.relative_to(LIB).with_suffix("").parts)
+        for reached in module_closure(entry):
+            for module in imports_of(LIB / (reached.replace(".", "/") + ".py")):
+                root = module.split(".")[0]
+                via = "" if reached == entry else f" (reached through {reached})"
+                assert root not in banned, f"{path.relative_to(LIB)} imports {module}{via}: {where} must run without it"
+                if root == "groot_lib" and module.count("."):
+                    assert module.split(".")[1] not in banned_packages, f"{path.relative_to(LIB)} imports {module}{via}"
 
 
 @pytest.mark.parametrize("backend", [original_backend, lerobot_backend], ids=["original", "lerobot"])

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from groot_lib.compare.tensors import (COLUMNS, all_passed, cell_max_abs_delta, compare_close, compare_exact,
+from groot_lib.compare.comparison import (COLUMNS, all_passed, cell_max_abs_delta, compare_close, compare_exact,
                                verdict_table, violation_mask)
 
 ATOL, RTOL = 1e-4, 1e-5

@@ -11,7 +11,6 @@ import shutil
 import pytest
 
 from chromium import layout
-from groot_lib.core.artifact import artifact_path
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.workbench.workflow import run_report
 from test_trust import ACTION_PRED, GROOT_N1_7, lerobot_overlay
@@ -102,7 +101,7 @@ def test_precision_heatmaps_are_on_the_index_page(passing):
 def test_recorded_provenance_names_the_original_machine(tmp_path, which):
     """Recordings store the machine they ran on (provenance.json's producer): the Provenance block shows it, not
     "machine not recorded"; a CUDA recording's banner speaks of CPU vs GPU, not of CPU instruction sets."""
-    from groot_lib.pipeline.produce import use_recordings
+    from groot_lib.pipeline.sources import use_recordings
     from groot_lib.workbench.report import _provenance
 
     result = use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path / "artifacts", ["libero_sim"], ["fp32-sdpa"],

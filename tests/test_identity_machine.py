@@ -10,7 +10,7 @@ from groot_lib.core import code_identity
 from groot_lib.core import machine
 
 from groot_lib.workbench import summary
-from groot_lib.compare.tensors import compare_close
+from groot_lib.compare.comparison import compare_close
 from groot_lib.compare.expected_gap import SUSPECT_FACTOR, assess, expected_gap
 
 

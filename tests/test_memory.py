@@ -13,6 +13,7 @@ import pytest
 from groot_lib.core.errors import SettingError
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.workbench import memory
+from groot_lib import paths
 
 TAG = "libero_sim"
 
@@ -67,7 +68,7 @@ def test_a_sequential_run_starts_the_consumer_after_the_producer(tmp_path):
     assert "beside the other kernel's footprint would need" in html.unescape(re.sub(r"<[^>]+>", "", index.read_text()))  # the settings table says why
 
 
-REAL = tiny_layout.REPO_ROOT / "build" / "real" / "gr00t-n1.7-3b-random"
+REAL = paths.REPO_ROOT / "build" / "real" / "gr00t-n1.7-3b-random"
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"needs the real-size random checkpoint {REAL} (`make "

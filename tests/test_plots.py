@@ -115,7 +115,7 @@ def test_no_text_is_clipped_in_any_figure_the_reports_draw():
     """The figures as the consumer draws them for every embodiment of both committed checkpoints, with the longest
     titles they get (a SUSPECT verdict, what the padding holds, a failing precision study's reason)."""
     from groot_lib.compare.plots import action_heatmap, heatmap_grid, stage_profile, wrapped
-    from groot_lib.compare.stages import StageDelta
+    from groot_lib.compare.stage_diff import StageDelta
     from groot_lib.core import checkpoint as ckpt
     from groot_lib.tiny import layout as tiny_layout
 

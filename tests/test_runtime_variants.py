@@ -66,6 +66,7 @@ from groot_lib.core import checkpoint as ck
 from groot_lib.core.artifact import artifact_path, load_artifact
 from groot_lib.core.variants import Variant, get_variant
 from groot_lib.pipeline.driver import Job, get_or_compute
+from groot_lib import paths
 
 # torch SDPA forced to a backend the CPU has no kernel for: what bf16-sdpa-flash met on an H200 (no kernel
 # takes Qwen3-VL's explicit attention mask), reproduced on the CPU with the real LeRobot model
@@ -75,7 +76,7 @@ arts = {t: load_artifact(artifact_path(L.RECORDED_ROOT, t)) for t in tags}
 failed, timings = {}, {}
 outcomes = get_or_compute(
     [get_variant("fp32-sdpa"), no_kernel],
-    lambda v: [Job(t, v, f"{t}/{v.name}", L.REPO_ROOT / "unused") for t in tags],
+    lambda v: [Job(t, v, f"{t}/{v.name}", paths.REPO_ROOT / "unused") for t in tags],
     read=lambda job: None,
     load=lambda v, todo: lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, todo[0].tag),
                                  variant=v, device="cpu"),
@@ -84,7 +85,7 @@ outcomes = get_or_compute(
 ran = [(o.job.tag, o.job.variant.name) for o in outcomes]
 first_fails = None
 try:
-    list(get_or_compute([no_kernel], lambda v: [Job("libero_sim", v, "k", L.REPO_ROOT / "unused")],
+    list(get_or_compute([no_kernel], lambda v: [Job("libero_sim", v, "k", paths.REPO_ROOT / "unused")],
                         read=lambda job: None,
                         load=lambda v, todo: lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT,
                                                      "libero_sim"), variant=v, device="cpu"),

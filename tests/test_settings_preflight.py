@@ -17,6 +17,7 @@ from groot_lib.core import settings
 
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.core.errors import ParityError, SettingError
+from groot_lib import paths
 
 
 def test_defaults_env_and_explicit_values_in_that_order(monkeypatch):
@@ -57,7 +58,7 @@ def test_unknown_setting_is_an_error():
 
 def test_every_make_variable_reaches_the_cli():
     """The Makefile's REPORT_ARGS forwards every knob that has a make name, to that knob's flag."""
-    makefile = (tiny_layout.REPO_ROOT / "Makefile").read_text()
+    makefile = (paths.REPO_ROOT / "Makefile").read_text()
     for knob in settings.KNOBS:
         if knob.make and knob.make != "HF_HOME":
             assert f"$(if $({knob.make}),{knob.flag} '$({knob.make})')" in makefile, knob.name
@@ -106,7 +107,6 @@ def test_artifacts_without_a_producer_are_used_and_labelled(tmp_path, recorded_d
 def _tiny_with_config(tmp_path, **changes):
     import shutil
 
-    from groot_lib.tiny import layout as tiny_layout
 
     dst = tmp_path / "ckpt"
     shutil.copytree(tiny_layout.TINY_CHECKPOINT, dst)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, env_python, planted_notebooks
-from groot_lib.compare.stages import compare_stages, split_key, stage_label
+from groot_lib.compare.stage_diff import compare_stages, split_key, stage_label
 from groot_lib.core.artifact import artifact_path, load_artifact
 from groot_lib.tiny import layout as tiny_layout
 
@@ -72,7 +72,7 @@ from groot_lib.backends import lerobot as lb
 from groot_lib.core import checkpoint as ck
 from groot_lib.core.artifact import artifact_path, load_artifact
 from groot_lib.core.variants import get_variant
-from groot_lib.backends import stages
+from groot_lib.backends import stage_hooks as stages
 faults = json.loads(sys.argv[1])
 art = load_artifact(artifact_path(L.RECORDED_ROOT, "libero_sim"))
 out = {}

@@ -13,9 +13,9 @@ import shutil
 import textwrap
 from pathlib import Path
 
-import pytest
 
 from conftest import run_in_env
+from groot_lib import paths
 from groot_lib.core import store
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.workbench.workflow import run_report
@@ -166,7 +166,7 @@ def test_an_edit_to_groot_lib_code_the_replay_goes_through_recomputes(tmp_path):
     assert run(None)["status"] == "computed"
     assert run(None)["status"] == "reused"
     copy = tmp_path / "lib"
-    shutil.copytree(tiny_layout.REPO_ROOT / "groot_lib", copy / "groot_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(paths.REPO_ROOT / "groot_lib", copy / "groot_lib", ignore=shutil.ignore_patterns("__pycache__"))
     rule = copy / "groot_lib" / "compare" / "expected_gap.py"
     rule.write_text(rule.read_text() + "\n# an edit\n")
     edited = run(str(copy))
@@ -240,8 +240,8 @@ def test_the_real_pipelines_keys_hold_the_code_they_run():
     """What decides a stored output is in its key: the LeRobot backend and the comparison rule STAGES=auto uses for
     the replay; the original backend, observations and the input sweep for the producer. Plots are not."""
     replay, produce = store.module_closure("pipeline.replay"), store.module_closure("pipeline.produce")
-    assert {"backends.lerobot", "backends.stages", "compare.expected_gap", "core.artifact", "core.upstream"} <= set(replay)
-    assert {"backends.original", "core.observations", "core.sweep", "backends.stages"} <= set(produce)
+    assert {"backends.lerobot", "backends.stage_hooks", "compare.expected_gap", "core.artifact", "core.upstream"} <= set(replay)
+    assert {"backends.original", "core.observations", "core.sweep_cases", "backends.stage_hooks"} <= set(produce)
     assert "compare.plots" not in replay and "compare.plots" not in produce
 
 

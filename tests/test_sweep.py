@@ -1,4 +1,4 @@
-"""The input sweep (SWEEP=N, core/sweep.py), on real kernels: the cases are what they claim (batch 1 and 3,
+"""The input sweep (SWEEP=N, core/sweep_cases.py), on real kernels: the cases are what they claim (batch 1 and 3,
 left padding, real camera resolutions, states outside the range), a clean run passes every case with a
 distribution per check, and a fault only some inputs trigger (batch size 1) fails the sweep while the fixed
 observation still passes, naming the case and its inputs. The original live with gr00t, else the committed
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import planted_notebooks
 from groot_lib.core import checkpoint as ckpt
-from groot_lib.core import sweep
+from groot_lib.core import sweep_cases as sweep
 from groot_lib.core.artifact import artifact_path, load_artifact
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.workbench.workflow import run_report

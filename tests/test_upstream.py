@@ -24,10 +24,11 @@ from groot_lib.core.artifact import artifact_path, find_artifacts, load_artifact
 from groot_lib.core.errors import ArtifactError, CheckpointMismatchError, SchemaError, SettingError
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE
-from groot_lib.pipeline.produce import use_artifacts
+from groot_lib.pipeline.sources import use_artifacts
 from groot_lib.workbench import export
 from groot_lib.workbench.export import export_upstream
 from groot_lib.workbench.workflow import UPSTREAM_DUMPS, run_report
+from groot_lib import paths
 
 DUMP = UPSTREAM_DUMPS / upstream.upstream_name("libero_sim")
 
@@ -218,7 +219,7 @@ def test_reexport_replaces_its_own_files_only(tmp_path, capsys):
 
 
 README_MARKER = "<!-- upstream-test-command"
-README = tiny_layout.REPO_ROOT / "README.md"
+README = paths.REPO_ROOT / "README.md"
 
 
 def readme_command() -> str:
@@ -294,6 +295,6 @@ def test_readmes_command_passes_as_written(live_export):
     assert "GROOT_N1_7_PARITY_DIR=build/upstream " in text and export.LEROBOT_PLACEHOLDER in text
     command = text.replace(export.LEROBOT_PLACEHOLDER, str(source)).replace("=build/upstream ", f"={exported} ")
     env = {**os.environ, "CI": "", "GITHUB_ACTIONS": ""}  # upstream's test skips itself on CI
-    proc = subprocess.run(["bash", "-c", command], cwd=tiny_layout.REPO_ROOT, env=env, capture_output=True,
+    proc = subprocess.run(["bash", "-c", command], cwd=paths.REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0 and f"{count} passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import planted_notebooks
 from groot_lib.pipeline import handoff
-from groot_lib.pipeline import produce as producer
+from groot_lib.pipeline import sources
 
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.core.artifact import artifact_path, load_artifact, save_artifact
@@ -280,9 +280,9 @@ def test_shape_mismatch_fails_and_is_never_cropped(artifacts_copy, tmp_path):
 
 def test_recordings_refuse_settings_they_do_not_cover(tmp_path):
     with pytest.raises(MissingPackageError, match="seed=7"):
-        producer.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path, ["libero_sim"], ["fp32-sdpa"],
+        sources.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path, ["libero_sim"], ["fp32-sdpa"],
                                 reason="test", seed=7, batch_size=2)
-    result = producer.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path, ["libero_sim"], ["fp32-sdpa"],
+    result = sources.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path, ["libero_sim"], ["fp32-sdpa"],
                                      reason="test", seed=0, batch_size=2)
     assert result.mode == "recorded" and "not run live" in result.banner
     assert handoff.read_source(tmp_path)["mode"] == "recorded"
@@ -366,7 +366,7 @@ def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
     """RECORDINGS=cuda: the original as it ran on an H200 (bench/gpu/check.sh), replayed here on the CPU from its
     recorded noise. The page and verdicts say where the original ran; fp32 parity holds within the CPU/CUDA
     rounding gap and is never SUSPECT; seeded noise (a CPU generator) would not be comparable, and is refused."""
-    result = producer.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path / "art", [TAG], ["fp32-sdpa"],
+    result = sources.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path / "art", [TAG], ["fp32-sdpa"],
                                      reason="test", seed=0, batch_size=2, which="cuda")
     assert "recorded on cuda (NVIDIA H" in result.banner and "torch 2.11" in result.banner, result.banner
     verdicts = consume(tmp_path / "art", tmp_path / "out", tags=TAG, noise_mode="inject", device="cpu", stages="all")

@@ -90,7 +90,7 @@ record() {  # record VARIANTS: the original's outputs on this device into refere
 # peak memory at real size on this GPU. Only timings, sizes and the pages come back.
 real_size() {
   step "real-size checkpoint (random, N1.7-3B architecture)"
-  timeout "${GPU_CHECK_REAL_GEN_S:-240}" .envs/original/bin/python -m groot_lib.tiny.checkpoint --real-size \
+  timeout "${GPU_CHECK_REAL_GEN_S:-240}" .envs/original/bin/python -m groot_lib.tiny.generate --real-size \
     --out "$WORK/real" || { step "real-size generation failed or timed out"; return; }
   du -sb "$WORK/real"/* > "$WORK/real-sizes.txt"
   step "report at real size on $DEVICE"

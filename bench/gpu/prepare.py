@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from groot_lib.paths import REPO_ROOT as REPO
 WHEELS = REPO / ".whl"
 DEVICE = REPO / ".device"
 MACHINE = Path(__file__).with_name("machine-packages.txt")

@@ -153,12 +153,12 @@ def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed:
                    noise_in: np.ndarray | None, context: Any = None, capture_stages: bool = False,
                    stage_inputs: bool = False, stage_mb: float = 256) -> dict[str, Any]:
     """The shared tail of ``sample``: seed or inject the initial noise, run, return numpy action_pred + noise
-    (+ ``stages``: the named stages' outputs, backends/stages.py, when ``capture_stages``)."""
+    (+ ``stages``: the named stages' outputs, backends/stage_hooks.py, when ``capture_stages``)."""
     import contextlib
 
     import torch
 
-    from groot_lib.backends import stages
+    from groot_lib.backends import stage_hooks as stages
 
     config = loaded.model.config
     shape = (batch, config.action_horizon, config.max_action_dim)

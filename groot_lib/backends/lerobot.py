@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from groot_lib.backends import contract, tensors
+from groot_lib.backends import contract, torch_io
 from groot_lib.backends.contract import Loaded
 from groot_lib.core import code_identity, runinfo
 from groot_lib.core.checkpoint import EmbodimentLayout
@@ -94,7 +94,7 @@ def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
     """Replay collated ``inputs`` (the artifact's ``in::`` tensors, un-dotted) through the model."""
     import torch
 
-    nested = tensors.to_torch_tree(inputs)
+    nested = torch_io.to_torch_tree(inputs)
     model_inputs = nested.get("inputs", nested)
     batch = next(iter(model_inputs.values())).shape[0]
     autocast = (torch.autocast(device_type=torch.device(loaded.device).type, dtype=torch.bfloat16)
@@ -144,7 +144,7 @@ def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarr
 
     _, preprocessor, _ = _pipelines(loaded, layout)
     out = preprocessor(raw_to_lerobot_batch(layout, raw))
-    return {k: tensors.to_numpy(v) for k, v in out.items() if isinstance(v, torch.Tensor)}
+    return {k: torch_io.to_numpy(v) for k, v in out.items() if isinstance(v, torch.Tensor)}
 
 
 def _postprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray], action_pred: np.ndarray,
@@ -154,7 +154,7 @@ def _postprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.nda
     config, preprocessor, postprocessor = _pipelines(loaded, layout, decode_transform)
     preprocessor(raw_to_lerobot_batch(layout, raw))  # caches the raw state relative groups are decoded against
     out = postprocessor(torch.from_numpy(np.ascontiguousarray(action_pred, dtype=np.float32)))
-    return config.action_decode_transform, tensors.to_numpy(out).astype(np.float32)
+    return config.action_decode_transform, torch_io.to_numpy(out).astype(np.float32)
 
 
 def decode(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray],

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from groot_lib.backends import contract, tensors
+from groot_lib.backends import contract, torch_io
 from groot_lib.backends.contract import Loaded
 from groot_lib.core import code_identity
 from groot_lib.core.checkpoint import EmbodimentLayout
@@ -102,14 +102,14 @@ def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarr
             embodiment=tag,
         )
         processed.append(processor([{"type": MessageType.EPISODE_STEP.value, "content": step}]))
-    return {k: tensors.to_numpy(v) for k, v in tensors.flatten(processor.collator(processed)).items()}
+    return {k: torch_io.to_numpy(v) for k, v in torch_io.flatten(processor.collator(processed)).items()}
 
 
 def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
            noise: np.ndarray | None = None, capture_stages: bool = False,
            stage_inputs: bool = False, stage_mb: float = 256) -> dict[str, Any]:
     """Seeded (or noise-injected) flow-matching sample from the flat collated inputs."""
-    collated = tensors.to_torch_tree(inputs)
+    collated = torch_io.to_torch_tree(inputs)
     batch = next(iter(collated["inputs"].values())).shape[0]
     return contract.sample_actions(loaded, lambda: loaded.model.get_action(**collated), batch, seed=seed,
                                    noise_in=noise, capture_stages=capture_stages,

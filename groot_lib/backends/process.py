@@ -97,9 +97,10 @@ def setup_notebook(checkpoint: str | None, hf_home: str | None, *, offline: bool
     default to the embedded tiny checkpoint (and its isolated HF cache), then configure the process before
     any model library is imported."""
     from groot_lib.core import settings
+    from groot_lib.paths import REPO_ROOT
     from groot_lib.tiny import layout as tiny_layout
 
-    os.chdir(tiny_layout.REPO_ROOT)
+    os.chdir(REPO_ROOT)
     checkpoint = settings.value("checkpoint", checkpoint) or str(tiny_layout.TINY_CHECKPOINT)
     if not hf_home and tiny_layout.is_embedded(checkpoint):
         hf_home = str(tiny_layout.TINY_HF_HOME)

@@ -69,7 +69,7 @@ def needs_localising(action_pred, artifact, *, atol: float, rtol: float, lerobot
     """Whether model parity will FAIL or be SUSPECT, by the verdict's own rules (compare_close, expected gap):
     STAGES=auto compares and re-runs LeRobot's stages for exactly those tags. Lives here, beside the rule, so
     a stored replay's key (the code it goes through) does not hold the plotting code."""
-    from groot_lib.compare.tensors import compare_close
+    from groot_lib.compare.comparison import compare_close
 
     c = compare_close(action_pred, artifact.action_pred, name="action_pred", atol=atol, rtol=rtol)
     if not c.passed or not c.comparable:

@@ -12,8 +12,8 @@ import numpy as np
 
 from groot_lib.compare.expected_gap import assess, expected_gap
 from groot_lib.compare.precision import LEROBOT, ORIGINAL, PrecisionVerdict, study
-from groot_lib.compare.stages import StageReport, compare_stages
-from groot_lib.compare.tensors import Comparison, cell_max_abs_delta, compare_close, compare_exact, violation_mask
+from groot_lib.compare.stage_diff import StageReport, compare_stages
+from groot_lib.compare.comparison import Comparison, cell_max_abs_delta, compare_close, compare_exact, violation_mask
 from groot_lib.core import checkpoint as ckpt
 from groot_lib.core.artifact import Artifact
 from groot_lib.core.variants import DEFAULT_VARIANT
@@ -34,7 +34,7 @@ class TagResult:
     noise_mode: str
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    stages: "StageReport | None" = None  # where the models diverge (compare/stages.py); None: not captured
+    stages: "StageReport | None" = None  # where the models diverge (compare/stage_diff.py); None: not captured
     stages_missing: str = ""  # why there is no stage comparison
     preprocessor_missing: str = ""  # why preprocessor parity could not run (empty ``preprocessor``)
     # LeRobot's model on LeRobot's own inputs vs on the original's: {"max|delta|", "mean|delta|"} or None

@@ -9,7 +9,7 @@ numpy only.
 from __future__ import annotations
 
 from groot_lib.compare.numbers import fmt
-from groot_lib.compare.tensors import Comparison
+from groot_lib.compare.comparison import Comparison
 
 
 def _worst(c: Comparison) -> str:

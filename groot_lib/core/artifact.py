@@ -40,7 +40,7 @@ class Artifact:
     raw: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
-    # named model stages (backends/stages.py): "<stage>@<call>" -> float32 output, when captured
+    # named model stages (backends/stage_hooks.py): "<stage>@<call>" -> float32 output, when captured
     stages: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property

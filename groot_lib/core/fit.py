@@ -116,7 +116,7 @@ def check_folder(folder: Path, checkpoint: Path, tags: list[str], *, hf_home: st
     raises
     CheckpointMismatchError naming each file and what does not fit. Returns the files that record no
     checkpoint identity (they fit, and ``attach`` can give them one)."""
-    from groot_lib.core.sweep import case_dirs
+    from groot_lib.core.sweep_cases import case_dirs
 
     unattached, wrong = [], []
     files = [path for variant in find_variants(folder) for tag, path in find_artifacts(folder, variant).items()

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from groot_lib.core.atomic import atomic_write_text
 from groot_lib.core.errors import ParityError
-from groot_lib.tiny.layout import REPO_ROOT
+from groot_lib.paths import REPORTS
 
-ROOT = REPO_ROOT / "reports"
+ROOT = REPORTS
 STAMP = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")  # a second's UTC stamp; -2, -3... when several start in one second
 RUNNING = ".running.json"  # {"pid": ..., "started": ...} of the run writing the folder; gone once it is written
 INDEX = "index.html"

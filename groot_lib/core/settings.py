@@ -21,7 +21,7 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 NOISE_MODES = ("seed", "inject")
 RECORDINGS = ("cpu", "cuda")
 SCHEDULES = ("auto", "overlap", "sequential")
-STAGES = ("auto", "all", "off")  # tiny.layout.RECORDED_ROOTS: the device the committed recordings ran on
+STAGE_MODES = ("auto", "all", "off")  # how far stage localisation goes (the stages knob)
 
 
 def _text(value: str) -> str:
@@ -143,7 +143,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("recordings", "cpu", _one_of(RECORDINGS), "Without gr00t, which committed recordings of the original serve the "
          "tiny default: cpu, or cuda (recorded on a GPU; a CPU LeRobot then needs NOISE_MODE=inject).",
          make="RECORDINGS", sides=("producer",)),
-    Knob("stages", "auto", _one_of(STAGES), "Stage localisation: auto records the original's named stages and "
+    Knob("stages", "auto", _one_of(STAGE_MODES), "Stage localisation: auto records the original's named stages and "
          "compares LeRobot's (and re-runs them) for the tags whose model parity fails or is SUSPECT; all: every tag; "
          "off: none.", make="STAGES", env="GROOT_PARITY_STAGES"),
     Knob("stage_mb", 256, _int(0), "MiB per tag for the named-stage capture that says where a divergence starts "
@@ -155,7 +155,7 @@ KNOBS: tuple[Knob, ...] = (
          "machine's available memory.", make="MEMORY_GB", env="GROOT_PARITY_MEMORY_GB", sides=()),
     Knob("sweep", 0, _int(0), "Observations per embodiment beyond the fixed one, each stressing other inputs "
          "(prompt lengths and scripts, batch 1 and 3-4, structured images at real camera resolutions, states at and "
-         "outside the range; core/sweep.py); 0: none.", make="SWEEP", env="GROOT_PARITY_SWEEP", sides=("producer",)),
+         "outside the range; core/sweep_cases.py); 0: none.", make="SWEEP", env="GROOT_PARITY_SWEEP", sides=("producer",)),
     Knob("artifacts", None, _text, "A folder of the original's outputs to judge instead of running the producer: "
          "groot-parity artifacts, or LeRobot's own dumps (original_n1_7_<tag>.npz from its dump_original_n1_7.py; "
          "they need trust_legacy).", make="ARTIFACTS", env="GROOT_N1_7_PARITY_DIR", sides=()),

@@ -17,8 +17,7 @@ from typing import Any, Mapping
 
 from groot_lib.core.atomic import _replace_from_temp
 
-_LIB = Path(__file__).resolve().parents[1]  # groot_lib/
-DEFAULT_ROOT = _LIB.parent / "build" / "artifacts"
+from groot_lib.paths import LIB as _LIB, STORE as DEFAULT_ROOT  # noqa: F401 - the store's default root
 
 
 def module_closure(*entries: str) -> list[str]:

@@ -20,10 +20,10 @@ from groot_lib.core.atomic import atomic_write_bytes, atomic_write_text
 from groot_lib.core.artifact import Artifact, drop_prefetched, find_artifacts, load_artifact
 from groot_lib.compare.parity import (TagResult, decoded_parity, heatmap_title, model_parity, precision_study,
                                       preprocessor_parity, stage_parity)
-from groot_lib.compare.tensors import Comparison
+from groot_lib.compare.comparison import Comparison
 from groot_lib.core.errors import ParityError
 from groot_lib.compare.precision import PrecisionVerdict
-from groot_lib.compare.sweep import SweepCaseResult, SweepSummary, summarise
+from groot_lib.compare.sweep_verdicts import SweepCaseResult, SweepSummary, summarise
 from groot_lib.compare.where import lines as where_lines, status_of
 from groot_lib.pipeline import handoff, progress
 from groot_lib.pipeline.replay import ReplaySet, replay_all
@@ -61,7 +61,7 @@ def _reader_ahead(artifacts_dir):
     per tag and variant off the path between the producer's release and the consumer's load."""
     from groot_lib.core import upstream
     from groot_lib.core.artifact import prefetch
-    from groot_lib.core.sweep import SWEEP_DIR
+    from groot_lib.core.sweep_cases import SWEEP_DIR
 
     root, seen = Path(artifacts_dir), set()
 
@@ -143,7 +143,7 @@ def load_artifacts(artifacts_dir, checkpoint: Path, tags=None, variants=None, *,
 
 def load_sweep(artifacts_dir, checkpoint: Path, tags: list[str]) -> dict[tuple[str, str], Artifact]:
     """(tag, case) -> the input sweep's artifacts (``core.sweep.case_path``), fingerprint-checked."""
-    from groot_lib.core.sweep import case_dirs
+    from groot_lib.core.sweep_cases import case_dirs
 
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
     return {(tag, case_dir.name): load_artifact(path, expected_fingerprint=expected)

@@ -9,106 +9,22 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from groot_lib.core import checkpoint as ckpt
 from groot_lib.core import settings
-from groot_lib.core.atomic import atomic_copy
 from groot_lib.core.artifact import SCHEMA, artifact_path, load_artifact, save_artifact
-from groot_lib.core.errors import MissingPackageError, ParityError
-from groot_lib.core import sweep as input_sweep
+from groot_lib.core.errors import ParityError
+from groot_lib.core import sweep_cases as input_sweep
 from groot_lib.core.observations import OBSERVATION_RECIPE, build_observations
-from groot_lib.core.sweep import SWEEP_RECIPE, case_path
+from groot_lib.core.sweep_cases import SWEEP_RECIPE, case_path
 from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, publish
 from groot_lib.core.variants import plan
 from groot_lib.pipeline import handoff, progress
 from groot_lib.pipeline.driver import Job, get_or_compute
+from groot_lib.pipeline.sources import ProducerResult, use_recordings
 from groot_lib.tiny import layout as tiny_layout
 
-
-
-@dataclass
-class ProducerResult:
-    mode: str  # "live" | "recorded"
-    banner: str
-    artifacts: dict[str, dict[str, Path]] = field(default_factory=dict)  # tag -> variant -> path
-    rows: list[dict] = field(default_factory=list)  # one per (tag, variant): status computed|reused|recorded
-    refused: dict[str, str] = field(default_factory=dict)  # variant -> why it cannot run here
-    notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def summary_rows(self) -> list[dict]:
-        return self.rows + [{"tag": "*", "variant": v, "status": "REFUSED", "detail": why}
-                            for v, why in self.refused.items()]
-
-    def source_info(self, **extra) -> dict:
-        return {"mode": self.mode, "banner": self.banner, "rows": self.rows, "refused": self.refused,
-                "notes": self.notes, "timings": self.timings, **extra}
-
-
-def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str,
-                   *, seed: int, batch_size: int, refused: dict[str, str] | None = None,
-                   which: str = "cpu", sweep: int = 0) -> ProducerResult:
-    """Copy the committed recordings of ``which`` device (validated against the checkpoint) into ``output_dir``."""
-    expected = ckpt.fingerprint(checkpoint)["fingerprint"]
-    gap = tiny_layout.recordings_gap(seed, batch_size, variants, which, checkpoint, sweep)
-    if gap:
-        raise MissingPackageError(f"gr00t is not importable ({reason}) and {gap}")
-    provenance = tiny_layout.recordings_provenance(which, checkpoint)
-    where = provenance.get("producer", {})
-    ran_on = f"{where.get('device', which)}" + (f" ({where['gpu']})" if where.get("gpu") else "")
-    banner = (f"original outputs: recorded on {ran_on} with gr00t {provenance.get('gr00t_commit', '?')[:12]}, "
-              f"torch {where.get('torch', '?')}, not run live ({reason}); "
-              f"{handoff.RECORDED_DRIFT['cuda' if str(where.get('device', which)).startswith('cuda') else 'cpu']}")
-    result = ProducerResult(mode="recorded", banner=banner, refused=dict(refused or {}))
-    root = tiny_layout.recorded_root(which, checkpoint)
-
-    def copied(src: Path, dst: Path) -> Path:
-        load_artifact(src, expected_fingerprint=expected)  # refuse stale recordings early
-        return atomic_copy(src, dst)
-
-    for tag in tags:
-        for variant in variants:
-            dst = copied(artifact_path(root, tag, variant), artifact_path(output_dir, tag, variant))
-            result.artifacts.setdefault(tag, {})[variant] = dst
-            result.rows.append({"tag": tag, "variant": variant, "status": "recorded", "artifact": dst.name})
-            progress.note("producer", f"{tag} {variant}: recorded (gr00t not installed)")
-        for name in map(input_sweep.case_name, range(sweep)):
-            copied(case_path(root, name, tag), case_path(output_dir, name, tag))
-            result.rows.append({"tag": tag, "variant": variants[0], "status": "recorded", "case": name})
-    handoff.write_source(output_dir, result.source_info(recording=provenance))
-    return result
-
-
-def use_artifacts(source_dir: Path, output_dir: Path, tags: list[str]) -> ProducerResult:
-    """Judge outputs of the original made elsewhere (ARTIFACTS=dir): hard-link (or copy) each tag's file into
-    ``output_dir`` under its own name and say where they came from; nothing here opens them."""
-    from groot_lib.core import upstream
-    from groot_lib.core.artifact import find_artifacts, find_variants
-    from groot_lib.core.store import publish
-
-    source_dir = Path(source_dir).resolve()
-    found = {variant: find_artifacts(source_dir, variant) for variant in find_variants(source_dir)}
-    dumps = sorted(p.name for by_tag in found.values() for p in by_tag.values() if upstream.is_upstream(p))
-    kinds = (f"{len(dumps)} LeRobot dump(s) from its dump_original_n1_7.py, read on trust (TRUST_LEGACY=1)"
-             if dumps else "groot-parity artifacts")
-    banner = f"original outputs: imported from {source_dir} ({kinds}); not run here"
-    result = ProducerResult(mode="imported", banner=banner)
-    for variant, by_tag in found.items():
-        for tag in tags:
-            if tag in by_tag:
-                result.artifacts.setdefault(tag, {})[variant] = publish(by_tag[tag], output_dir / by_tag[tag].name)
-                result.rows.append({"tag": tag, "variant": variant, "status": "imported", "artifact": by_tag[tag].name})
-                progress.note("producer", f"{tag} {variant}: imported {by_tag[tag].name}")
-    for case_dir in input_sweep.case_dirs(source_dir):  # the input sweep's cases, when the folder has them
-        for tag, path in find_artifacts(case_dir).items():
-            if tag in tags:
-                publish(path, case_path(output_dir, case_dir.name, tag))
-                result.rows.append({"tag": tag, "variant": next(iter(found)), "status": "imported",
-                                    "case": case_dir.name})
-    handoff.write_source(output_dir, result.source_info(imported_from=str(source_dir), upstream_dumps=dumps))
-    return result
 
 
 def _stored(path: Path, key: str, fingerprint: str, notes: list[str]):
@@ -155,7 +71,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
     """
     from groot_lib.backends import contract, process
     from groot_lib.backends import original as ob
-    from groot_lib.backends import stages as stage_capture
+    from groot_lib.backends import stage_hooks
     from groot_lib.core import runinfo
 
     checkpoint = ckpt.resolve_checkpoint(checkpoint)
@@ -208,7 +124,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
             key = content_key({**base, "tag": tag, "variant": variant.name, "noise": noise})
             jobs.append(Job(tag, variant, key, entry_path(store_dir, "original", tag, variant.name, key),
                             {"noise": noise, "raw": raws[tag], "seed": seed}))
-        if variant.name == first:  # the input sweep (core/sweep.py) rides on the reference model's one load
+        if variant.name == first:  # the input sweep (core/sweep_cases.py) rides on the reference model's one load
             for tag in tags:
                 for case in sweep_cases[tag]:
                     key = content_key({**base, "tag": tag, "variant": variant.name, "noise": noise,
@@ -223,7 +139,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         raw, case = job.context["raw"], job.context.get("case")
         inputs = ob.preprocess(loaded, layouts[job.tag], raw)
         # Later variants start from the first variant's noise: precision is then the only change.
-        # the reference variant also records its named stages (backends/stages.py): where a divergence starts,
+        # the reference variant also records its named stages (backends/stage_hooks.py): where a divergence starts,
         # for the fixed observation and each input-sweep case alike
         stages = bool(stage_mb) and job.variant.name == first
         out = ob.sample(loaded, inputs, seed=job.context["seed"], noise=None if case else first_noise.get(job.tag),
@@ -235,7 +151,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, *, tag
         except Exception as exc:  # noqa: BLE001 - the consumer reports it beside the other checks
             decode_error = f"{type(exc).__name__}: {exc}"
         if captured:  # repeated arrays (pixel_values, a block's input = the previous block's output) stored once
-            captured = stage_capture.compact(captured, model_inputs=inputs)
+            captured = stage_hooks.compact(captured, model_inputs=inputs)
         return {"out": out, "inputs": inputs, "stages": captured, "decode_error": decode_error,
                 "producer": contract.provenance_once(ob, loaded)}
 

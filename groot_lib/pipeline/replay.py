@@ -28,7 +28,7 @@ from groot_lib.pipeline.driver import Job, get_or_compute
 
 REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
 PRE = "pre."  # prefix of preprocessor outputs inside a replay
-STAGE = "stage."  # prefix of the parity replay's named stages (backends/stages.py) inside a replay
+STAGE = "stage."  # prefix of the parity replay's named stages (backends/stage_hooks.py) inside a replay
 DECODED, DECODED_CONFIGURED = "decoded_action", "decoded_action_configured"  # see _decoded
 DECODE_TRANSFORM, DECODE_ERROR = "decode_transform", "decode_error"
 RERUN = "rerun."  # LeRobot's stages re-run on the original's recorded stage inputs: the error each stage adds
@@ -101,7 +101,7 @@ class ReplaySet:
     def publish(self, directory) -> list[Path]:
         """Hard-link every replay's store entry into ``directory`` (a report keeps what it was judged on)."""
         from groot_lib.core.store import publish
-        from groot_lib.core.sweep import case_path
+        from groot_lib.core.sweep_cases import case_path
 
         return [publish(r.path, Path(directory) / f"{r.tag}__{r.variant}.npz")
                 for r in self.replays.values() if r.path is not None and r.path.is_file()] + \
@@ -139,7 +139,7 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
     """Reference variant: the parity replay (+ an injected-noise replay for the study when the
     seeded noise differs) and the preprocessor run. Other variants: one replay from ref's noise."""
     from groot_lib.backends import lerobot as lb
-    from groot_lib.backends import stages as stage_capture
+    from groot_lib.backends import stage_hooks
     from groot_lib.compare.expected_gap import needs_localising
 
     recorded_noise = ref.initial_noise
@@ -159,8 +159,8 @@ def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, refer
         captured = lb.sample(loaded, source.inputs, seed=source.seed, noise=noise, capture_stages=True,
                              stage_inputs=True, stage_mb=stage_mb)["stages"]
     arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in captured.items()}}
-    if localise and any(k.endswith(stage_capture.INPUTS) for k in ref.stages):
-        reruns, skipped = stage_capture.rerun(loaded.model, ref.stages, device=loaded.device, model_inputs=ref.inputs)
+    if localise and any(k.endswith(stage_hooks.INPUTS) for k in ref.stages):
+        reruns, skipped = stage_hooks.rerun(loaded.model, ref.stages, device=loaded.device, model_inputs=ref.inputs)
         arrays.update({RERUN + k: v for k, v in reruns.items()})
         if skipped:
             notes.append(f"{source.embodiment_tag}: {len(skipped)} stage(s) not re-run on the original's inputs, e.g. "
@@ -229,7 +229,7 @@ def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, v
     """LeRobot under each runnable variant (fp32 reference first), reusing stored replays.
 
     ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant; ``sweep`` maps
-    (tag, case) -> the input sweep's artifacts (core/sweep.py), replayed under the reference variant only.
+    (tag, case) -> the input sweep's artifacts (core/sweep_cases.py), replayed under the reference variant only.
     """
     from groot_lib.backends import lerobot as lb
     from groot_lib.backends import contract

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TINY_ROOT = REPO_ROOT / "checkpoints" / "tiny"
+from groot_lib.paths import CHECKPOINTS, REFERENCES
+
+TINY_ROOT = CHECKPOINTS / "tiny"
 TINY_CHECKPOINT = TINY_ROOT / "gr00t-n1.7-tiny"
 TINY_HF_HOME = TINY_ROOT / "hf_home"
 # The original's committed outputs on the tiny default, by the device they were recorded on; CPU-only
 # machines without gr00t replay them (RECORDINGS=cuda: a CUDA original, recorded by bench/gpu/check.sh).
-RECORDED_ROOTS = {"cpu": REPO_ROOT / "references" / "tiny", "cuda": REPO_ROOT / "references" / "tiny-cuda"}
+RECORDED_ROOTS = {"cpu": REFERENCES / "tiny", "cuda": REFERENCES / "tiny-cuda"}
 RECORDED_ROOT = RECORDED_ROOTS["cpu"]
 
 # The original loads config, weights and processor from ``model_name`` and only accepts
@@ -133,7 +134,7 @@ VARIANT_IDS = {"new_embodiment": 10, "robocasa_panda_omron": 10}  # gr00t groups
 
 # The committed checkpoints, each with the original's recordings by device (what serves when gr00t is absent).
 EMBEDDED = {TINY_CHECKPOINT: RECORDED_ROOTS,
-            VARIANTS_CHECKPOINT: {"cpu": REPO_ROOT / "references" / "tiny-variants"}}
+            VARIANTS_CHECKPOINT: {"cpu": REFERENCES / "tiny-variants"}}
 
 
 def embedded(checkpoint: str | Path) -> Path | None:

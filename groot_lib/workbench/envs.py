@@ -38,7 +38,7 @@ from groot_lib.core.errors import MissingPackageError, ParityError
 
 STAMP = ".groot-env.json"
 GR00T_INSTALL = "pth"  # how the stamp's gr00t checkout was installed; an env with another install is redone
-REPO = Path(__file__).resolve().parents[2]
+from groot_lib.paths import REPO_ROOT as REPO
 
 
 @dataclass

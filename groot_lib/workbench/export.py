@@ -17,8 +17,9 @@ from groot_lib.core.artifact import DEFAULT_VARIANT, find_artifacts, find_varian
 from groot_lib.core.atomic import atomic_write_text
 from groot_lib.core.errors import ParityError
 from groot_lib.tiny import layout as tiny_layout
+from groot_lib import paths
 
-DEFAULT_OUT = tiny_layout.REPO_ROOT / "build" / "upstream"
+DEFAULT_OUT = paths.BUILD / "upstream"
 UPSTREAM_TEST = "tests/policies/groot/test_groot_vs_original.py"  # in LeRobot's repository, not in its wheel
 LEROBOT_PLACEHOLDER = "<lerobot>"  # printed (and shown in the README) until LEROBOT_SRC names a checkout
 CHECKPOINT_PLACEHOLDER = "<checkpoint>"  # printed when the report does not say which checkpoint it ran
@@ -41,7 +42,7 @@ def _shown(path: str | os.PathLike) -> str:
     Symlinks stay (a venv's python is one: resolved, it would run outside the venv)."""
     absolute = Path(os.path.abspath(Path(path).expanduser()))
     try:
-        text = str(absolute.relative_to(tiny_layout.REPO_ROOT))
+        text = str(absolute.relative_to(paths.REPO_ROOT))
     except ValueError:
         text = str(absolute)
     return shlex.quote(text)
@@ -50,7 +51,7 @@ def _shown(path: str | os.PathLike) -> str:
 def lerobot_python() -> Path:
     from groot_lib.workbench.kernels import interpreter
 
-    return interpreter("groot-lerobot") or tiny_layout.REPO_ROOT / ".envs" / "lerobot" / "bin" / "python"
+    return interpreter("groot-lerobot") or paths.REPO_ROOT / ".envs" / "lerobot" / "bin" / "python"
 
 
 def upstream_test_command(out: str | os.PathLike, checkpoint: str | os.PathLike | None,
@@ -216,7 +217,7 @@ def export_message(report: Path, out: Path, written: list[Path], loaded: dict, *
                      f"`make export-upstream LEROBOT_SRC=<dir>` fills it in")
     command = upstream_test_command(out, checkpoint, hf_home, str(first.producer.get("device", "cpu")), source)
     return "\n".join([f"exported {len(written)} artifact(s) ({', '.join(sorted(loaded))}) from {report} to {out}",
-                      *notes, f"run upstream's test on them from {tiny_layout.REPO_ROOT} (expect {len(written)} "
+                      *notes, f"run upstream's test on them from {paths.REPO_ROOT} (expect {len(written)} "
                       "passed):", command])
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from groot_lib.core.atomic import atomic_write_text
 
-REPO = Path(__file__).resolve().parents[2]
+from groot_lib.paths import REPO_ROOT as REPO
 # kernel name -> (env folder under .envs, display name)
 KERNELS = {
     "groot-original": ("original", "GR00T original (py3.10, transformers 4.57)"),

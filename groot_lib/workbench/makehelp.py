@@ -16,7 +16,7 @@ from pathlib import Path
 
 from groot_lib.core.settings import KNOBS
 
-MAKEFILE = Path(__file__).resolve().parents[2] / "Makefile"
+from groot_lib.paths import MAKEFILE
 TARGET = re.compile(r"^([A-Za-z][\w-]*)\s*:(?!=)")
 
 

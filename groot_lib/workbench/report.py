@@ -225,7 +225,7 @@ def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
 
 def _divergence(first: dict | None) -> str:
     """Where the models start to differ, with its state said: diverges, none diverges, or never compared."""
-    from groot_lib.compare.stages import stage_label
+    from groot_lib.compare.stage_diff import stage_label
 
     if not first:
         return ""
@@ -382,7 +382,7 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
     if sweep.get("summary"):
         parts.append(f"<details><summary>Input sweep ({sweep['cases']} more observation(s) per embodiment)</summary>"
                      "<p>Per check, max |delta| across the cases and the worst case with its inputs (SWEEP; "
-                     "core/sweep.py).</p>" + _table([{**r, "worst inputs": json.dumps(r["worst inputs"],
+                     "core/sweep_cases.py).</p>" + _table([{**r, "worst inputs": json.dumps(r["worst inputs"],
                                                                                        ensure_ascii=False)}
                                                      for r in sweep["summary"]]) + "</details>")
     if verdicts_.get("precision"):

@@ -31,8 +31,7 @@ from groot_lib.core.errors import ParityError
 # no notebook schema uses. jsonschema treats the module as optional; the workflow process goes without it.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
-REPO = tiny_layout.REPO_ROOT
-NOTEBOOKS = REPO / "notebooks"
+from groot_lib.paths import NOTEBOOKS, REFERENCES, REPO_ROOT as REPO  # noqa: E402
 ORIGINAL_KERNEL, LEROBOT_KERNEL = "groot-original", "groot-lerobot"
 PHASES_FILE = "phases.jsonl"  # every process's phase spans (pipeline.progress): timings.json's timeline
 
@@ -187,7 +186,7 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
     ]
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     if values["artifacts"]:  # ARTIFACTS=dir: the original's outputs are given; only the consumer runs
-        from groot_lib.pipeline.produce import use_artifacts
+        from groot_lib.pipeline.sources import use_artifacts
 
         use_artifacts(Path(values["artifacts"]).expanduser(), artifacts_dir, plan.tags)
         steps = steps[1:]
@@ -380,7 +379,7 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
 
 
 UPSTREAM_DUMP_SCRIPT = "tests/policies/groot/utils/dump_original_n1_7.py"
-UPSTREAM_DUMPS = tiny_layout.REPO_ROOT / "references" / "upstream-dumps"
+UPSTREAM_DUMPS = REFERENCES / "upstream-dumps"
 
 
 def record_upstream_dumps(lerobot_src: Path, device: str = "cpu") -> Path:
@@ -448,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"a committed checkpoint (default the tiny default; {tiny_layout.VARIANTS_CHECKPOINT.name} "
                           "records into references/tiny-variants)")
     rec.add_argument("--sweep", type=int, default=0, help="also record this many input-sweep cases per tag")
-    rec.add_argument("--stages", default="auto", choices=settings.STAGES,
+    rec.add_argument("--stages", default="auto", choices=settings.STAGE_MODES,
                      help="off: no named stages in the recordings (smaller; no divergence localisation on them)")
     up = sub.add_parser("record-upstream", help="run LeRobot's dump_original_n1_7.py (from LEROBOT_SRC) on the tiny "
                                                 "default into references/upstream-dumps (needs gr00t)")

@@ -1,4 +1,4 @@
-"""The input sweep's verdicts (core/sweep.py): every case's checks, then per embodiment and check the distribution
+"""The input sweep's verdicts (core/sweep_cases.py): every case's checks, then per embodiment and check the distribution
 of max |delta| across the cases and the worst case with the inputs that produced it."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from groot_lib.compare.stages import StageReport
-from groot_lib.compare.tensors import Comparison
+from groot_lib.compare.stage_diff import StageReport
+from groot_lib.compare.comparison import Comparison
 
 
 @dataclass

@@ -116,7 +116,7 @@ def _rebuild(spec: Any, arrays: dict[str, np.ndarray], device: str):
     return {k: _rebuild(v, arrays, device) for k, v in spec["map"].items()}
 
 
-from groot_lib.compare.stages import INPUTS  # noqa: E402 - "<key>#in" (JSON spec), "<key>#in:<path>" (arrays)
+from groot_lib.compare.stage_diff import INPUTS  # noqa: E402 - "<key>#in" (JSON spec), "<key>#in:<path>" (arrays)
 
 
 @contextmanager

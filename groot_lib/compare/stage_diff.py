@@ -1,4 +1,4 @@
-"""Where does it diverge: the two implementations' named stages (backends/stages.py), compared in firing order.
+"""Where does it diverge: the two implementations' named stages (backends/stage_hooks.py), compared in firing order.
 
 Why: a failing ``action_pred`` says *that* the models differ; the first stage whose error exceeds what rounding
 explains says *where it starts*: every stage after it inherits the error. A stage's error is taken relative

@@ -5,8 +5,8 @@ Run in the ORIGINAL environment (transformers 4.57.x + a gr00t checkout), becaus
 while 5.x-saved configs/tokenizers are not readable by 4.57, and (b) the GR00T
 state-dict layout is taken from the original model class itself, not re-typed here.
 
-    python -m groot_lib.tiny.checkpoint --out checkpoints/tiny --seed 0
-    python -m groot_lib.tiny.checkpoint --out build/bench/x12 --scale 12   # wider, for `make bench`
+    python -m groot_lib.tiny.generate --out checkpoints/tiny --seed 0
+    python -m groot_lib.tiny.generate --out build/bench/x12 --scale 12   # wider, for `make bench`
 
 ``--scale N`` multiplies every width (hidden sizes and head counts; head dims, layer
 counts and vocabulary stay) so weights grow roughly with N^2: a bigger random model with

@@ -49,9 +49,11 @@ def test_doctor_shows_what_a_report_uses(tmp_path):
         root = c.package_root("gr00t")
         print(json.dumps([m.version("gr00t"), str(root.parent), c.git_state(root)["commit"]] if root else None))
     """)
-    assert gr00t, "gr00t is not installed in the groot-original env: make setup GR00T_SRC=/path/to/Isaac-GR00T"
-    version, source, commit = gr00t
-    assert f"gr00t {version} " in out.stdout and f"gr00t    {source}, commit {commit[:12]}" in out.stdout
+    if gr00t:  # gr00t live: its version (from the package metadata) and its checkout with its commit
+        version, source, commit = gr00t
+        assert f"gr00t {version} " in out.stdout and f"gr00t    {source}, commit {commit[:12]}" in out.stdout
+    else:  # no checkout given (CI): doctor says so, with how to give one, instead of a version it cannot know
+        assert "gr00t    not installed" in out.stdout and "GR00T_SRC=" in out.stdout, out.stdout
 
     given = subprocess.run(["make", "-s", "doctor", f"HF_HOME={tmp_path / 'given'}"], cwd=REPO, env=shell,
                            capture_output=True, text=True, timeout=600)

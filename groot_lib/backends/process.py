@@ -94,16 +94,19 @@ def free_memory() -> None:
 def setup_notebook(checkpoint: str | None, hf_home: str | None, *, offline: bool = True) -> tuple[str, dict]:
     """First cell of both notebooks: work from the repo root (JupyterLab starts kernels in notebooks/, papermill
     in the repo: relative paths then mean the same in both, and default outputs land in the ignored build/),
-    default to the embedded tiny checkpoint (and its isolated HF cache), then configure the process before
-    any model library is imported."""
+    default to the embedded tiny checkpoint (and its isolated HF cache), configure the process before any model
+    library is imported, then resolve the checkpoint to its folder by pre-flight's own rule (a hub id read from
+    this HF cache, or downloaded when ``offline`` is False), so a notebook opened by hand reads what
+    `make report` would."""
+    from groot_lib.core import checkpoint as ckpt
     from groot_lib.core import settings
     from groot_lib.paths import REPO_ROOT
     from groot_lib.tiny import layout as tiny_layout
 
     os.chdir(REPO_ROOT)
     checkpoint = settings.value("checkpoint", checkpoint) or str(tiny_layout.TINY_CHECKPOINT)
-    if not hf_home and tiny_layout.is_embedded(checkpoint):
-        hf_home = str(tiny_layout.TINY_HF_HOME)
-    environment = configure_process(hf_home or None, offline=offline)
+    hf_home = tiny_layout.hf_home_for(checkpoint, hf_home)
+    environment = configure_process(hf_home, offline=offline)
+    checkpoint = str(ckpt.resolve_checkpoint(checkpoint, hf_home))
     environment["checkpoint"] = checkpoint
     return checkpoint, environment

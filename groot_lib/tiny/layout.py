@@ -189,3 +189,11 @@ def is_embedded_default(checkpoint: str | Path) -> bool:
 def is_embedded(checkpoint: str | Path) -> bool:
     """True for any committed checkpoint: it has recordings and uses the tiny HF cache (``TINY_HF_HOME``)."""
     return embedded(checkpoint) is not None
+
+
+def hf_home_for(checkpoint: str | Path | None, hf_home: str | Path | None) -> str | None:
+    """The HF cache a run uses, one rule for pre-flight, the notebooks and doctor: the one given, else the tiny
+    default's isolated cache for a committed checkpoint (none given is the tiny default), else None ($HF_HOME)."""
+    if hf_home:
+        return str(hf_home)
+    return str(TINY_HF_HOME) if not checkpoint or is_embedded(checkpoint) else None

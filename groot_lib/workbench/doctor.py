@@ -21,6 +21,8 @@ from pathlib import Path
 from string import Template
 
 from groot_lib.core import code_identity, settings
+from groot_lib.core.checkpoint import resolve_checkpoint
+from groot_lib.core.errors import ParityError
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.workbench.kernels import KERNELS, REPO
 
@@ -102,15 +104,27 @@ def _ver(r: dict, pkg: str) -> str:
 
 
 def report_hf_home(checkpoint: str | None, hf_home: str | None, shell_hf_home: str) -> tuple[str, str]:
-    """(cache, why): the HF cache a report would use, by the rule of preflight.check and process.setup_notebook."""
+    """(cache, why): the HF cache a report would use, by the one rule (tiny_layout.hf_home_for)."""
     given, source = settings.BY_NAME["hf_home"].resolve(hf_home)
-    if given:
-        return str(Path(given).expanduser().resolve()), f"given with {source}"
     ckpt = settings.BY_NAME["checkpoint"].resolve(checkpoint)[0]
-    if not ckpt or tiny_layout.is_embedded(ckpt):
-        return str(tiny_layout.TINY_HF_HOME), ("the tiny default's isolated cache, whatever HF_HOME your shell has "
-                                               "(make doctor HF_HOME=/path shows a cache given to reports)")
+    cache = tiny_layout.hf_home_for(ckpt, given)
+    if given:
+        return str(Path(cache).expanduser().resolve()), f"given with {source}"
+    if cache:
+        return cache, ("the tiny default's isolated cache, whatever HF_HOME your shell has "
+                       "(make doctor HF_HOME=/path shows a cache given to reports)")
     return shell_hf_home, f"your shell's HF_HOME (or huggingface's default), as CKPT={ckpt} is not the tiny default"
+
+
+def report_checkpoint(checkpoint: str | None, hf_home: str | None) -> str:
+    """The folder a report would read for CKPT, by core/checkpoint.py's one rule, from the cache only (doctor
+    downloads nothing), or why it cannot."""
+    ckpt = settings.BY_NAME["checkpoint"].resolve(checkpoint)[0]
+    cache = tiny_layout.hf_home_for(ckpt, settings.BY_NAME["hf_home"].resolve(hf_home)[0])
+    try:
+        return str(resolve_checkpoint(ckpt or tiny_layout.TINY_CHECKPOINT, cache, download=None))
+    except ParityError as exc:
+        return f"not resolvable: {exc}"
 
 
 def format_table(results: list[dict]) -> str:
@@ -140,9 +154,13 @@ def format_context(results: list[dict], checkpoint: str | None = None, hf_home: 
             commit = (f", commit {info['commit'][:12]}" + (" + uncommitted changes" if info.get("modified") else
                                                           " (clean tree)")) if info.get("commit") else ""
             lines.append(f"{PACKAGE[r['kernel']]:9s}{info['source']}{commit}")
+        elif r["kernel"] == "groot-original" and "error" not in r:
+            lines.append(f"{'gr00t':9s}not installed in the groot-original env (reports on the tiny default replay the "
+                         "recordings): make setup GR00T_SRC=/path/to/Isaac-GR00T")
     shell = next((r["HF_HOME"] for r in results if r.get("HF_HOME")), "~/.cache/huggingface")
     cache, why = report_hf_home(checkpoint, hf_home, shell)
     lines.append(f"{'HF_HOME':9s}{cache}: {why}")
+    lines.append(f"{'CKPT':9s}{report_checkpoint(checkpoint, hf_home)}")
     lines.append(f"{'offline':9s}yes: reports set HF_HUB_OFFLINE=1 in both kernels, whatever your shell sets")
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from groot_lib.core import checkpoint as ckpt
 from groot_lib.tiny import layout as tiny_layout
-from groot_lib.core.errors import SettingError
+from groot_lib.core.errors import ParityError, SettingError
 from groot_lib.core.variants import VARIANTS
 
 
@@ -33,28 +33,32 @@ class Plan:
     memory: object = None  # workbench.memory.MemoryPlan: overlap or one side after the other
 
 
-def looks_like_path(text: str) -> bool:
-    """A hub id is exactly ``owner/name``; anything else (or anything on disk) is a path, never a hub id."""
-    return (text.startswith(("/", ".", "~")) or text.count("/") != 1 or os.sep != "/" and os.sep in text
-            or Path(text).expanduser().exists())
-
-
 def resolve_checkpoint(value: str | None, hf_home: str | None) -> Path:
-    if not value:
-        return tiny_layout.TINY_CHECKPOINT
-    if looks_like_path(value):
-        path = Path(value).expanduser()
-        if not path.is_dir():
-            raise SettingError(f"checkpoint {value!r} is not a directory ({'a file' if path.exists() else 'no such path'}); "
-                               "CKPT= takes a raw GR00T N1.7 checkpoint folder or an owner/name hub id in your HF cache")
-        return path.resolve()
-    cache = ckpt.hub_cache_dir(hf_home, value)
-    snapshots = sorted((cache / "snapshots").glob("*")) if cache.is_dir() else []
-    if not snapshots:
-        raise SettingError(f"checkpoint {value!r} is not in the HF cache {cache.parent} (runs are offline): "
-                           "download it into that cache, point HF_HOME=/path/to/cache at one that has it, "
-                           "or pass CKPT=/path/to/checkpoint-dir")
-    return snapshots[-1]
+    """The folder CKPT= names, by core/checkpoint.py's one rule (empty: the tiny default). A download runs in the
+    LeRobot kernel, as the tools env has no huggingface_hub; its progress bars go to this terminal."""
+    try:
+        return ckpt.resolve_checkpoint(value or tiny_layout.TINY_CHECKPOINT, hf_home, download=download_in_kernel)
+    except ParityError as exc:
+        raise SettingError(str(exc)) from None
+
+
+def download_in_kernel(hub: ckpt.HubId, hf_home: str | None) -> None:
+    """``ckpt.hub_download`` in the groot-lerobot kernel's interpreter; raises ParityError with its one line."""
+    import json
+
+    from groot_lib.workbench.kernels import interpreter
+
+    python = interpreter("groot-lerobot")
+    if python is None or not python.exists():
+        raise ParityError("the groot-lerobot kernel, whose huggingface_hub downloads, has no interpreter (run `make "
+                          "kernels`)")
+    command = [str(python), "-m", "groot_lib.core.checkpoint", "--download-only", str(hub)]
+    done = subprocess.run(command + (["--hf-home", str(hf_home)] if hf_home else []), stdout=subprocess.PIPE,
+                          text=True)  # stderr stays on the terminal: huggingface_hub's progress bars
+    lines = done.stdout.strip().splitlines()
+    answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"error": f"exit {done.returncode}"}
+    if "error" in answer:
+        raise ParityError(answer["error"])
 
 
 def check_checkpoint_files(root: Path) -> None:
@@ -185,8 +189,8 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
 
     start = time.perf_counter()
     check_device(values["device"])
-    root = resolve_checkpoint(values["checkpoint"], values["hf_home"])
-    hf_home = values["hf_home"] or (str(tiny_layout.TINY_HF_HOME) if tiny_layout.is_embedded(root) else None)
+    hf_home = tiny_layout.hf_home_for(values["checkpoint"], values["hf_home"])
+    root = resolve_checkpoint(values["checkpoint"], hf_home)
     check_checkpoint_files(root)
     known = ckpt.embodiment_tags(root)
     tags = [t for t in values["tags"].split(",") if t] or known

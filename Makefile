@@ -6,31 +6,15 @@
 SHELL := /bin/bash
 ENVS ?= .envs
 GR00T_SRC ?=
-# Report knobs, one per groot_lib/core/settings.py Knob (its make name; `make help` shows each one's default and
-# help); empty = that knob's default. Every value is validated before any kernel starts (bad values exit 2 within ~1 s).
-CKPT ?=
-TAGS ?=
-SEED ?=
-BATCH ?=
-ATOL ?=
-RTOL ?=
-DEVICE ?=
-VARIANTS ?=
-PRECISION_K ?=
-NOISE_MODE ?=
-RECORDINGS ?=
-STAGE_MB ?=
-STAGES ?=
-SCHEDULE ?=
-MEMORY_GB ?=
-SWEEP ?=
-ARTIFACTS ?=
-TRUST_LEGACY ?=
+# Report knobs: each groot_lib/core/settings.py Knob with a make variable (`make help` lists them, with their
+# defaults and help); set one on the command line (make report SEED=3) or in your shell. REPORT_ARGS below
+# forwards them all, read from the knob table: a new knob needs no edit here. Every value is validated before any
+# kernel starts (bad values exit 2 within ~1 s).
 # Where reports and the content-addressed artifact store go (--out-root, --artifacts-root); empty: reports/, build/artifacts
 REPORTS_DIR ?=
 STORE_DIR ?=
-# HF_HOME is forwarded only when given on the command line (make report HF_HOME=...): an HF_HOME in your
-# shell still reaches the kernels, but never replaces the tiny default's isolated cache.
+# HF_HOME counts only when given on the command line (make report HF_HOME=...): an HF_HOME in your shell still
+# reaches the kernels, but never replaces the tiny default's isolated cache (its knob says make_from_shell=False).
 HF_HOME_ARG := $(if $(filter command line,$(origin HF_HOME)),$(HF_HOME))
 
 # Absolute interpreters (the pyenv shims need PYENV_VERSION, so bypass them).
@@ -47,15 +31,11 @@ ENVBUILD := $(BOOT)/bin/python -m groot_lib.workbench.envs build
 STAMP := .groot-env.json
 export JUPYTER_PATH := $(CURDIR)
 
-REPORT_ARGS := $(if $(CKPT),--checkpoint '$(CKPT)') $(if $(TAGS),--tags '$(TAGS)') \
-  $(if $(SEED),--seed '$(SEED)') $(if $(BATCH),--batch-size '$(BATCH)') $(if $(ATOL),--atol '$(ATOL)') \
-  $(if $(RTOL),--rtol '$(RTOL)') $(if $(DEVICE),--device '$(DEVICE)') \
-  $(if $(VARIANTS),--variants '$(VARIANTS)') $(if $(PRECISION_K),--precision-k '$(PRECISION_K)') \
-  $(if $(NOISE_MODE),--noise-mode '$(NOISE_MODE)') $(if $(RECORDINGS),--recordings '$(RECORDINGS)') \
-  $(if $(STAGES),--stages '$(STAGES)') $(if $(STAGE_MB),--stage-mb '$(STAGE_MB)') $(if $(SCHEDULE),--schedule '$(SCHEDULE)') \
-  $(if $(MEMORY_GB),--memory-gb '$(MEMORY_GB)') $(if $(ARTIFACTS),--artifacts '$(ARTIFACTS)') $(if $(SWEEP),--sweep '$(SWEEP)') \
-  $(if $(TRUST_LEGACY),--trust-legacy '$(TRUST_LEGACY)') \
-  $(if $(HF_HOME_ARG),--hf-home '$(HF_HOME_ARG)') \
+# MAKE:--flag:any|cmdline for every knob (groot_lib/workbench/makehelp.py --flags), read only when a recipe needs it
+KNOB_FLAGS = $(shell PYTHONPATH=$(CURDIR) $(or $(PY312),python3) -m groot_lib.workbench.makehelp --flags)
+knob_part = $(word $(2),$(subst :, ,$(1)))
+knob_given = $(if $(filter cmdline,$(call knob_part,$(1),3)),$(filter command line,$(origin $(call knob_part,$(1),1))),$($(call knob_part,$(1),1)))
+REPORT_ARGS = $(foreach k,$(KNOB_FLAGS),$(if $(call knob_given,$(k)),$(call knob_part,$(k),2) '$($(call knob_part,$(k),1))')) \
   $(if $(REPORTS_DIR),--out-root '$(REPORTS_DIR)') $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
 
 .PHONY: help setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports attach-checkpoint export-upstream record-upstream-dumps clean FORCE
@@ -185,6 +165,12 @@ KEEP ?= 5
 ## runs are removed (REPORTS_DIR= for another reports folder)
 clean-reports: kernels
 	@$(TOOLS) -m groot_lib.workbench.report clean --keep $(KEEP) $(if $(REPORTS_DIR),--root '$(REPORTS_DIR)')
+
+.PHONY: docs
+## build the docs site from docs/ (mkdocs --strict: a broken link or anchor fails) into build/docs/site
+docs: $(ENVS)/tools/$(STAMP)
+	@$(ENVS)/tools/bin/mkdocs build --strict --quiet --config-file mkdocs.yml
+	@echo "docs: $(CURDIR)/build/docs/site/index.html"
 
 ## delete the envs, build/ and the kernelspecs
 clean:

@@ -95,11 +95,11 @@ environment
 from IPython.display import Markdown
 from groot_lib.pipeline import produce as producer
 
-result = producer.produce(checkpoint, output_dir, tags=tags, seed=seed, batch_size=batch_size,
-                          device=device, variants=variants, recordings=recordings, stage_mb=stage_mb, stages=stages,
-                          sweep=sweep,
-                          environment=environment,
-                          store_dir=store_dir or None)
+from groot_lib.core import settings
+
+# every knob above, resolved once (a value given here > its environment variable > its default)
+knobs = settings.for_notebook("producer", globals())
+result = producer.produce(checkpoint, output_dir, knobs, environment=environment, store_dir=store_dir or None)
 Markdown(f"**{result.banner}**")
 """),
     code("""
@@ -152,14 +152,16 @@ Markdown(f"**{source['banner']}**\\n\\n(imported {', '.join(warm['imported']) or
          f"while the producer ran; then waited {warm['waited for producer']:.1f} s for it)")
 """),
     code("""
-report = consumer.run_all(checkpoint, artifacts_dir, tags=tags, atol=atol, rtol=rtol,
-                          device=device, noise_mode=noise_mode, variants=variants,
-                          k=precision_k, source=source, store_dir=store_dir or None, trust_legacy=trust_legacy,
-                          stage_mb=stage_mb, stages=stages)
+from groot_lib.core import settings
+
+# every knob above, resolved once (a value given here > its environment variable > its default)
+knobs = settings.for_notebook("consumer", globals())
+report = consumer.run_all(checkpoint, artifacts_dir, knobs, variants=variants, source=source,
+                          store_dir=store_dir or None)
 results = report.results
-atol, rtol = results[0].model.atol, results[0].model.rtol
 reuse = "all reused, no model loaded" if report.reused else f"{report.replays.models_loaded} model load(s)"
-Markdown(f"Tolerances: atol={atol:g}, rtol={rtol:g}; initial noise: **{noise_mode}**; LeRobot outputs: **{reuse}**")
+Markdown(f"Tolerances: atol={knobs.atol:g}, rtol={knobs.rtol:g}; initial noise: **{knobs.noise_mode}**; "
+         f"LeRobot outputs: **{reuse}**")
 """),
     code("""
 import pandas as pd
@@ -326,7 +328,8 @@ print(f"{len(failing)} failing check(s), {sum(not v.passed for v in report.preci
     code("""
 report.timings.update({k: warm[k] for k in ("imports", "waited for producer")})
 path = consumer.write_verdicts(report, output_dir, source=source,
-                               settings={"atol": atol, "rtol": rtol, "noise_mode": noise_mode, "checkpoint": checkpoint})
+                               settings={"atol": knobs.atol, "rtol": knobs.rtol, "noise_mode": knobs.noise_mode,
+                                         "checkpoint": checkpoint})
 suspect = "".join(f"\\n\\n**SUSPECT** {name}: passes atol/rtol, far above rounding" for name in
                   (f"{c.tag} / {c.name}" for c in report.suspect))
 Markdown(f"### Overall: {'PASS' if report.passed else 'FAIL'} (verdicts written to `{path.name}`){suspect}")
@@ -357,6 +360,7 @@ dims = ""
 from IPython.display import Image, Markdown
 from groot_lib.backends import process
 from groot_lib.compare import explore, reports
+from groot_lib.core import report_folder
 from groot_lib.compare.numbers import fmt
 from groot_lib.compare.plots import png
 import pandas as pd
@@ -393,7 +397,7 @@ for region, rows in worst.items():
 """),
     md("## Where it starts: stage localisation"),
     code("""
-verdicts = reports.load_verdicts(report)
+verdicts = report_folder.read_verdicts(report)
 rows = explore.divergence_rows(verdicts)
 display(pd.DataFrame(rows) if rows else "this report has no stage comparison (made before groot_lib captured stages)")
 """),
@@ -402,7 +406,7 @@ display(pd.DataFrame(rows) if rows else "this report has no stage comparison (ma
 if before is None:
     print("no compare_to report given")
 else:
-    display(pd.DataFrame(reports.gap_changes(reports.load_verdicts(compare_to), reports.load_verdicts(report))))
+    display(pd.DataFrame(reports.gap_changes(report_folder.read_verdicts(compare_to), report_folder.read_verdicts(report))))
 """),
 ])
 

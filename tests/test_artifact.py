@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from groot_lib.core import artifact as art
-from groot_lib.core.artifact import SCHEMA, artifact_path, find_artifacts, load_artifact, save_artifact
+from groot_lib.core.artifact import SCHEMA, Artifact, artifact_path, find_artifacts, load_artifact, save_artifact
 from groot_lib.core.errors import ArtifactError, CheckpointMismatchError, ParityError, SchemaError
 
 
@@ -44,7 +44,7 @@ def _valid_meta():
 
 def test_round_trip_preserves_dtypes_and_strings(tmp_path):
     kw = _payload(extra={"note": "hi"}, variant="bf16-sdpa")
-    path = save_artifact(tmp_path / "sub" / "gr1.npz", **kw)
+    path = save_artifact(Artifact(tmp_path / "sub" / "gr1.npz", **kw))
     a = load_artifact(path, expected_fingerprint="abc123")
     assert a.path == path and a.embodiment_tag == "gr1" and a.seed == 7 and isinstance(a.seed, int)
     assert a.producer == kw["producer"] and a.checkpoint == kw["checkpoint"]
@@ -65,7 +65,7 @@ def test_round_trip_preserves_dtypes_and_strings(tmp_path):
 
 def test_defaults_and_optional_noise(tmp_path):
     kw = _payload(outputs={"action_pred": np.zeros((1, 4, 5), np.float32)})
-    a = load_artifact(save_artifact(tmp_path / "x.npz", **kw))
+    a = load_artifact(save_artifact(Artifact(tmp_path / "x.npz", **kw)))
     assert a.variant == "fp32-sdpa" and a.extra == {} and a.initial_noise is None
 
 
@@ -79,13 +79,13 @@ def test_defaults_and_optional_noise(tmp_path):
 ])
 def test_save_validation(tmp_path, bad, key):
     with pytest.raises(SchemaError) as exc:
-        save_artifact(tmp_path / "gr1.npz", **_payload(**bad))
+        save_artifact(Artifact(tmp_path / "gr1.npz", **_payload(**bad)))
     assert exc.value.key == key and key in str(exc.value)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_atomic_write_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
-    path = save_artifact(tmp_path / "gr1.npz", **_payload())
+    path = save_artifact(Artifact(tmp_path / "gr1.npz", **_payload()))
     before = path.read_bytes()
 
     written = []
@@ -98,11 +98,11 @@ def test_atomic_write_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch)
 
     monkeypatch.setattr(art.np.lib.format, "write_array", exploding_write)
     with pytest.raises(OSError, match="disk full"):
-        save_artifact(path, **_payload(seed=99))
+        save_artifact(Artifact(path, **_payload(seed=99)))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gr1.npz"]
     with pytest.raises(OSError):
-        save_artifact(tmp_path / "new.npz", **_payload())
+        save_artifact(Artifact(tmp_path / "new.npz", **_payload()))
     assert not (tmp_path / "new.npz").exists() and not list(tmp_path.glob("*.tmp"))
 
 
@@ -113,7 +113,7 @@ def test_missing_file(tmp_path):
 
 
 def test_truncated_file(tmp_path):
-    path = save_artifact(tmp_path / "gr1.npz", **_payload())
+    path = save_artifact(Artifact(tmp_path / "gr1.npz", **_payload()))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ArtifactError) as exc:
@@ -124,7 +124,7 @@ def test_truncated_file(tmp_path):
 
 
 def test_corrupt_member_is_detected_eagerly(tmp_path):
-    path = save_artifact(tmp_path / "gr1.npz", **_payload())
+    path = save_artifact(Artifact(tmp_path / "gr1.npz", **_payload()))
     data = bytearray(path.read_bytes())
     mid = len(data) // 3  # inside compressed member data, central directory intact
     data[mid:mid + 64] = bytes(64)
@@ -181,7 +181,7 @@ def test_object_arrays_refused(tmp_path):
 
 
 def test_fingerprint_mismatch(tmp_path):
-    path = save_artifact(tmp_path / "gr1.npz", **_payload())
+    path = save_artifact(Artifact(tmp_path / "gr1.npz", **_payload()))
     with pytest.raises(CheckpointMismatchError) as exc:
         load_artifact(path, expected_fingerprint="zzz999")
     msg = str(exc.value)
@@ -193,7 +193,7 @@ def test_paths_and_discovery(tmp_path):
     assert artifact_path(tmp_path, "gr1") == tmp_path / "gr1.npz"
     assert artifact_path(tmp_path, "gr1", "bf16-flash") == tmp_path / "gr1__bf16-flash.npz"
     for tag, variant in [("gr1", "fp32-sdpa"), ("gr1", "bf16-sdpa"), ("so100", "fp32-sdpa")]:
-        save_artifact(artifact_path(tmp_path, tag, variant), **_payload(embodiment_tag=tag, variant=variant))
+        save_artifact(Artifact(artifact_path(tmp_path, tag, variant), **_payload(embodiment_tag=tag, variant=variant)))
     assert find_artifacts(tmp_path) == {"gr1": tmp_path / "gr1.npz", "so100": tmp_path / "so100.npz"}
     assert find_artifacts(tmp_path, "bf16-sdpa") == {"gr1": tmp_path / "gr1__bf16-sdpa.npz"}
     with pytest.raises(ArtifactError, match="does not exist"):
@@ -205,7 +205,7 @@ def test_paths_and_discovery(tmp_path):
 def test_a_prefetched_artifact_loads_once_from_memory_and_never_stale(tmp_path):
     """The consumer reads published artifacts while it waits for the producer: the next load of that very file
     takes the arrays from memory (still validated, fingerprint included); a file rewritten since is read again."""
-    path = save_artifact(tmp_path / "gr1.npz", **_payload())
+    path = save_artifact(Artifact(tmp_path / "gr1.npz", **_payload()))
     art.prefetch(path)
     path.with_name("moved.npz").write_bytes(b"")  # unrelated files do not matter
     first = load_artifact(path, expected_fingerprint="abc123")
@@ -217,7 +217,7 @@ def test_a_prefetched_artifact_loads_once_from_memory_and_never_stale(tmp_path):
         load_artifact(path, expected_fingerprint="other")
     art.prefetch(path)
     new = _payload(seed=8)
-    save_artifact(path, **new)  # replaced (atomic rename: a new inode) after it was read ahead
+    save_artifact(Artifact(path, **new))  # replaced (atomic rename: a new inode) after it was read ahead
     assert load_artifact(path).seed == 8
     art.drop_prefetched()
     assert not art._PREFETCHED

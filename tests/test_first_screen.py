@@ -104,8 +104,10 @@ def test_recorded_provenance_names_the_original_machine(tmp_path, which):
     from groot_lib.pipeline.sources import use_recordings
     from groot_lib.workbench.report import _provenance
 
+    from groot_lib.core import settings
+
     result = use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path / "artifacts", ["libero_sim"], ["fp32-sdpa"],
-                            reason="test", seed=0, batch_size=2, which=which)
+                            settings.for_notebook("producer", {"recordings": which}), reason="test")
     source = json.loads((tmp_path / "artifacts" / "source.json").read_text())
     block = _provenance(tmp_path, source, None)
     recorded = source["recording"]["producer"]["machine"]

@@ -96,3 +96,11 @@ def test_a_recording_of_another_checkpoint_is_refused_before_any_kernel(tmp_path
         run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", artifacts=str(artifacts_copy),
                    tags=TAG, quiet=True)
     assert f"{TAG}.npz" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_attach_refuses_a_folder_without_artifacts(tmp_path):
+    """Nothing to attach to is an error naming the folder, never 'every artifact fits'."""
+    proc = subprocess.run([sys.executable, "-m", "groot_lib.core.fit", str(tmp_path / "nowhere")], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "holds no artifact" in proc.stderr and "no such folder" in proc.stderr, proc.stderr
+    assert "fits" not in proc.stdout

@@ -92,7 +92,11 @@ def test_summary_names_tag_check_numbers_and_errors():
     suspect, failing = _row(4.9e-4), _row(2e-3)
     shape = compare_close(np.zeros((2, 4, 4)), np.zeros((2, 40, 132)), name="action_pred", atol=1e-3, rtol=1e-3,
                           tag="u", check="model parity")
-    verdicts = {"rows": [suspect.as_row(), {**failing.as_row(), "tag": "f"}, shape.as_row()], "precision": []}
+    from groot_lib.core.report_folder import Verdicts
+
+    payload = Verdicts.empty().payload
+    verdicts = Verdicts.from_payload({**payload, "rows": [suspect.as_row(), {**failing.as_row(), "tag": "f"},
+                                                          shape.as_row()]})
     text = summary.terminal_summary(code=1, index="r/index.html", banner="original outputs: x", verdicts=verdicts,
                                     errors=["consumer.ipynb: error at cell 4 (In [4]): ValueError: boom\n    x = 1"])
     lines = text.splitlines()

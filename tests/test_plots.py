@@ -25,7 +25,7 @@ def _by_gid(ax, gid):
 
 def test_heatmap_marks_violations_and_valid_region(tmp_path):
     delta, viol = _grid()
-    fig = parity_heatmap(delta, violations_hd=viol, valid_horizon=16, valid_dim=29, title="gr1: model parity")
+    fig = parity_heatmap(delta, violations_hd=viol, valid=(16, 29), title="gr1: model parity")
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     (markers,) = _by_gid(ax, VIOLATION_GID)
@@ -57,14 +57,14 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="shape"):
         parity_heatmap(delta, violations_hd=viol[:10])
     with pytest.raises(ValueError, match="valid region"):
-        parity_heatmap(delta, valid_horizon=50)
+        parity_heatmap(delta, valid=(50, 132))
 
 
 def test_grid_shares_colour_scale(tmp_path):
     panels = []
     for i, scale in enumerate([1e-3, 1e-1, 1e-2]):
         delta, viol = _grid(seed=i)
-        panels.append(dict(delta_hd=delta * scale / 1e-2, violations_hd=viol, valid_horizon=16, valid_dim=29,
+        panels.append(dict(delta_hd=delta * scale / 1e-2, violations_hd=viol, valid=(16, 29),
                            title=f"variant {i}"))
     fig = heatmap_grid(panels, ncols=2)
     images = [ax.images[0] for ax in fig.axes if ax.images]

@@ -94,3 +94,31 @@ def test_a_marker_whose_pid_now_names_another_process_is_not_a_run_in_progress(t
     (cut_off / report_folder.RUNNING).write_text(json.dumps({**marker, "started": marker["started"] - 1}))
     assert not report_folder.is_running(cut_off)
     assert report_folder.clean(tmp_path, keep=5).abandoned == [cut_off] and not cut_off.exists()
+
+
+def test_verdicts_are_read_checked_and_typed(tmp_path):
+    """verdicts.json has one owner: its schema and version are stamped, a newer version is refused in one line, a
+    missing key is named, an old (unstamped) report still loads, with 'unknown' where it could not tell."""
+    from groot_lib.core.errors import ParityError
+
+    empty = report_folder.Verdicts.empty().payload
+    row = {"tag": "t", "check": "model parity", "tensor": "action_pred", "verdict": "PASS", "max|delta|": 0.0,
+           "flag": "", "x expected gap": 0.0, "reason": ""}
+    written = report_folder.write_verdicts(tmp_path, {k: v for k, v in empty.items() if k != "schema"}
+                                           | {"rows": [row], "first_divergence": {"t": {"state": "none"}}})
+    stamped = json.loads(written.read_text())
+    assert stamped["schema"] == f"{report_folder.VERDICTS_SCHEMA}/{report_folder.VERDICTS_VERSION}"
+    read = report_folder.read_verdicts(tmp_path)
+    assert read.rows[0].status == "PASS" and read.rows[0].max_abs == 0.0 and read.version == 2
+    written.write_text(json.dumps({**stamped, "schema": f"{report_folder.VERDICTS_SCHEMA}/99"}))
+    with pytest.raises(ParityError, match=r"written by a newer gr00t-parity \(verdicts version 99\).*update"):
+        report_folder.read_verdicts(tmp_path)
+    written.write_text(json.dumps({k: v for k, v in stamped.items() if k != "where"}))
+    with pytest.raises(ParityError, match=r"lacks where \(verdicts version 2\)"):
+        report_folder.read_verdicts(tmp_path)
+    old = {k: stamped[k] for k in ("passed", "rows", "precision", "settings", "source", "tags")}
+    written.write_text(json.dumps({**old, "first_divergence": {"t": None}}))  # as reports before the stamp wrote it
+    read = report_folder.read_verdicts(tmp_path)
+    assert read.version == 1 and read.where == [] and read.first_divergence["t"]["state"] == "unknown"
+    with pytest.raises(ParityError, match="rows\\[0\\] lacks tensor"):
+        report_folder.Verdicts.from_payload({**stamped, "rows": [{"tag": "t", "check": "c", "verdict": "PASS"}]})

@@ -4,16 +4,16 @@ import pytest
 
 from groot_lib.backends import process
 
-from groot_lib.backends import tensors
+from groot_lib.backends import torch_io
 from groot_lib.core.errors import VariantUnavailableError
 from groot_lib.core.variants import VARIANTS, check_attention_ran, get_variant, plan, require_runnable
 
 
 def test_flatten_unflatten_round_trip():
     nested = {"inputs": {"input_ids": 1, "state": 2}, "x": 3}
-    flat = tensors.flatten(nested)
+    flat = torch_io.flatten(nested)
     assert flat == {"inputs.input_ids": 1, "inputs.state": 2, "x": 3}
-    assert tensors.unflatten(flat) == nested
+    assert torch_io.unflatten(flat) == nested
 
 
 def test_configure_process_clears_gr00t_load_switches(monkeypatch, tmp_path):
@@ -65,32 +65,50 @@ from groot_lib.backends import lerobot as lb
 from groot_lib.core import checkpoint as ck
 from groot_lib.core.artifact import artifact_path, load_artifact
 from groot_lib.core.variants import Variant, get_variant
-from groot_lib.pipeline.driver import Job, get_or_compute
+from groot_lib.pipeline import driver
+from groot_lib.pipeline.driver import Job
 from groot_lib import paths
 
 # torch SDPA forced to a backend the CPU has no kernel for: what bf16-sdpa-flash met on an H200 (no kernel
 # takes Qwen3-VL's explicit attention mask), reproduced on the CPU with the real LeRobot model
 no_kernel = Variant("test-efficient", "float32", "sdpa", sdpa_backend="EFFICIENT_ATTENTION")
-tags = ["libero_sim", "simpler_env_widowx"]
-arts = {t: load_artifact(artifact_path(L.RECORDED_ROOT, t)) for t in tags}
+arts = {t: load_artifact(artifact_path(L.RECORDED_ROOT, t)) for t in ["libero_sim", "simpler_env_widowx"]}
+
+
+class Replays:
+    # a minimal driver.Runner over the real LeRobot model: nothing stored, every job computed
+    side = "consumer"
+
+    def __init__(self, tags, noise=True):
+        self.tags, self.noise = tags, noise
+
+    def jobs(self, variant):
+        return [Job(t, variant, f"{t}/{variant.name}", paths.REPO_ROOT / "unused") for t in self.tags]
+
+    def read(self, job):
+        return None
+
+    def load(self, variant, todo):
+        return lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, todo[0].tag), variant=variant,
+                       device="cpu")
+
+    def compute(self, loaded, job):
+        art = arts[job.tag]
+        return lb.sample(loaded, art.inputs, seed=0, noise=art.initial_noise if self.noise else None)
+
+    def store(self, job, value):
+        return value
+
+    def settled(self, outcome):
+        pass
+
+
 failed, timings = {}, {}
-outcomes = get_or_compute(
-    [get_variant("fp32-sdpa"), no_kernel],
-    lambda v: [Job(t, v, f"{t}/{v.name}", paths.REPO_ROOT / "unused") for t in tags],
-    read=lambda job: None,
-    load=lambda v, todo: lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT, todo[0].tag),
-                                 variant=v, device="cpu"),
-    compute=lambda loaded, job: lb.sample(loaded, arts[job.tag].inputs, seed=0, noise=arts[job.tag].initial_noise),
-    store=lambda job, value: value, side="consumer", timings=timings, failed=failed)
+outcomes = driver.run(Replays(list(arts)), [get_variant("fp32-sdpa"), no_kernel], timings=timings, failed=failed)
 ran = [(o.job.tag, o.job.variant.name) for o in outcomes]
 first_fails = None
 try:
-    list(get_or_compute([no_kernel], lambda v: [Job("libero_sim", v, "k", paths.REPO_ROOT / "unused")],
-                        read=lambda job: None,
-                        load=lambda v, todo: lb.load(L.TINY_CHECKPOINT, ck.embodiment_layout(L.TINY_CHECKPOINT,
-                                                     "libero_sim"), variant=v, device="cpu"),
-                        compute=lambda loaded, job: lb.sample(loaded, arts["libero_sim"].inputs, seed=0),
-                        store=lambda job, value: value, side="consumer", timings={}, failed={}))
+    driver.run(Replays(["libero_sim"], noise=False), [no_kernel], timings={}, failed={})
 except Exception as exc:
     first_fails = type(exc).__name__
 print(json.dumps({"ran": ran, "failed": failed, "first_fails": first_fails}))

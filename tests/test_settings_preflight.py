@@ -57,18 +57,34 @@ def test_unknown_setting_is_an_error():
 
 
 def test_every_make_variable_reaches_the_cli():
-    """The Makefile's REPORT_ARGS forwards every knob that has a make name, to that knob's flag."""
-    makefile = (paths.REPO_ROOT / "Makefile").read_text()
+    """`make report VAR=value` forwards every knob that has a make variable to that knob's flag, read from the knob
+    table (the Makefile names none of them): adding a knob needs no Makefile edit. HF_HOME counts only when given
+    on make's command line, never from the shell."""
+    import os
+    import subprocess
+
+    given = {knob.make: f"value-{i}" for i, knob in enumerate(settings.KNOBS) if knob.make}
+    env = {**os.environ, "HF_HOME": "/from/the/shell"}
+    proc = subprocess.run(["make", "-n", "-s", "report", *(f"{k}={v}" for k, v in given.items())], cwd=paths.REPO_ROOT,
+                          capture_output=True, text=True, env=env, timeout=120)
+    command = next(line for line in proc.stdout.splitlines() if "groot_lib.workbench.workflow report" in line)
     for knob in settings.KNOBS:
-        if knob.make and knob.make != "HF_HOME":
-            assert f"$(if $({knob.make}),{knob.flag} '$({knob.make})')" in makefile, knob.name
-    assert "--hf-home '$(HF_HOME_ARG)'" in makefile
+        if knob.make:
+            assert f"{knob.flag} '{given[knob.make]}'" in command, (knob.name, command)
+    shell = subprocess.run(["make", "-n", "-s", "report"], cwd=paths.REPO_ROOT, capture_output=True, text=True,
+                           env=env, timeout=120).stdout
+    assert "--hf-home" not in shell and "/from/the/shell" not in shell, shell
+    assert "CKPT" not in paths.MAKEFILE.read_text().split("REPORT_ARGS =", 1)[1].split("\n\n", 1)[0]
 
 
 @pytest.mark.parametrize("text, is_path", [("nvidia/GR00T-N1.7-3B", False), ("/abs/ckpt", True), ("./x", True),
-                                           ("~/ckpt", True), ("a/b/c", True), ("plainname", True)])
+                                           ("~/ckpt", True), ("a/b/c", False), ("a/b@v1", False), ("plainname", True)])
 def test_a_path_is_never_taken_for_a_hub_id(text, is_path):
-    assert preflight.looks_like_path(text) is is_path
+    """Hub-shaped is owner/name[/subfolder][@revision] (a/b/c is repo a/b's subfolder c); what exists on disk wins
+    before this is asked (tests/test_checkpoint_resolver.py)."""
+    from groot_lib.core import checkpoint as ckpt
+
+    assert (ckpt.parse_hub_id(text) is None) is is_path
 
 
 def test_recordings_cover_only_their_settings():

@@ -62,14 +62,16 @@ process.configure_process(hf_home)
 import numpy as np
 from groot_lib.core.artifact import artifact_path, load_artifact
 from groot_lib.core.atomic import atomic_save_npz
+from groot_lib.core import settings
 from groot_lib.pipeline.replay import replay_all
 from groot_lib.tiny import layout as L
 
+knobs = settings.for_notebook("consumer", {"stages": "off"})
 reference = artifact_path(L.RECORDED_ROOT, "%(tag)s")
 def replay(artifact_file=reference):
     art = load_artifact(artifact_file)
-    out = replay_all(checkpoint, {"fp32-sdpa": {art.embodiment_tag: art}}, variants=["fp32-sdpa"], device="cpu",
-                     store_dir=store_dir, stages="off")
+    out = replay_all(checkpoint, {"fp32-sdpa": {art.embodiment_tag: art}}, knobs, variants=["fp32-sdpa"],
+                     device="cpu", store_dir=store_dir)
     (r,) = out.replays.values()
     return r.status, float(np.abs(r.action_pred.astype(np.float64) - art.action_pred).max())
 
@@ -133,8 +135,9 @@ from groot_lib.core.artifact import load_artifact
 from groot_lib.pipeline.replay import replay_all
 import groot_lib
 art = load_artifact(artifact)
-out = replay_all(checkpoint, {"fp32-sdpa": {art.embodiment_tag: art}}, variants=["fp32-sdpa"], device="cpu",
-                 store_dir=store_dir, stages="off")
+from groot_lib.core import settings
+out = replay_all(checkpoint, {"fp32-sdpa": {art.embodiment_tag: art}}, settings.for_notebook("consumer", {"stages": "off"}),
+                 variants=["fp32-sdpa"], device="cpu", store_dir=store_dir)
 print(json.dumps({"status": next(iter(out.replays.values())).status, "lib": groot_lib.__file__}))
 """
 
@@ -239,7 +242,10 @@ def test_code_digest_follows_every_module_the_entry_imports(tmp_path, monkeypatc
 def test_the_real_pipelines_keys_hold_the_code_they_run():
     """What decides a stored output is in its key: the LeRobot backend and the comparison rule STAGES=auto uses for
     the replay; the original backend, observations and the input sweep for the producer. Plots are not."""
-    replay, produce = store.module_closure("pipeline.replay"), store.module_closure("pipeline.produce")
+    from groot_lib.pipeline import produce as producer
+    from groot_lib.pipeline import replay as replayer
+
+    replay, produce = store.module_closure(*replayer.KEY_CODE), store.module_closure(*producer.KEY_CODE)
     assert {"backends.lerobot", "backends.stage_hooks", "compare.expected_gap", "core.artifact", "core.upstream"} <= set(replay)
     assert {"backends.original", "core.observations", "core.sweep_cases", "backends.stage_hooks"} <= set(produce)
     assert "compare.plots" not in replay and "compare.plots" not in produce

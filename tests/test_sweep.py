@@ -72,10 +72,11 @@ def test_clean_sweep_passes_with_a_distribution_per_check(swept):
 
 # A fault only batch-size-1 inputs trigger: LeRobot's action_pred shifted when the batch holds one observation.
 BATCH_ONE_FAULT = """
-import contextlib
+import contextlib, functools
 from groot_lib.backends import lerobot as _lb
 _load = _lb.load
 @contextlib.contextmanager
+@functools.wraps(_load)  # the backend contract (checked at load) sees load's own signature
 def _load_with_batch_one_fault(*args, **kwargs):
     with _load(*args, **kwargs) as loaded:
         decoder = loaded.model.action_head.action_decoder

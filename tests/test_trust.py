@@ -30,10 +30,11 @@ ACTION_PRED = '                "action_pred": actions,\n'
 GROOT_N1_7 = "policies/groot/groot_n1_7.py"
 # A planted fault: the backbone's RoPE theta 1% larger (inv_freq_i = theta^(-i/n) -> (1.01 theta)^(-i/n)).
 ROPE_FAULT = """
-import contextlib, torch
+import contextlib, functools, torch
 from groot_lib.backends import lerobot as _lb
 _load = _lb.load
 @contextlib.contextmanager
+@functools.wraps(_load)  # the backend contract (checked at load) sees load's own signature
 def _load_with_rope_fault(*args, **kwargs):
     with _load(*args, **kwargs) as loaded:
         for name, module in loaded.model.named_modules():

@@ -20,7 +20,7 @@ import pytest
 from conftest import env_python
 from groot_lib.core import checkpoint as ckpt
 from groot_lib.core import upstream
-from groot_lib.core.artifact import artifact_path, find_artifacts, load_artifact, save_artifact
+from groot_lib.core.artifact import Artifact, artifact_path, find_artifacts, load_artifact, save_artifact
 from groot_lib.core.errors import ArtifactError, CheckpointMismatchError, SchemaError, SettingError
 from groot_lib.tiny import layout as tiny_layout
 from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE
@@ -129,9 +129,9 @@ def test_export_upstream_refuses_a_seed_upstreams_test_would_not_replay(tmp_path
         export_upstream(report, tmp_path / "out")
     art = load_artifact(artifact_path(tiny_layout.RECORDED_ROOT, "simpler_env_widowx"))
     shutil.rmtree(report / "artifacts")
-    save_artifact(artifact_path(report / "artifacts", "simpler_env_widowx"), embodiment_tag=art.embodiment_tag,
+    save_artifact(Artifact(artifact_path(report / "artifacts", "simpler_env_widowx"), embodiment_tag=art.embodiment_tag,
                   seed=42, producer=art.producer, checkpoint=art.checkpoint, raw=art.raw, inputs=art.inputs,
-                  outputs=art.outputs)
+                  outputs=art.outputs))
     [written] = export_upstream(report, tmp_path / "out")
     back = load_artifact(written, trust_legacy=True)
     assert back.seed == 42 and np.array_equal(back.action_pred, art.action_pred)
@@ -146,9 +146,9 @@ def _seed42_report(root: Path, tags=("simpler_env_widowx",)) -> Path:
         art = load_artifact(artifact_path(tiny_layout.RECORDED_ROOT, tag))
         environment = {**art.extra["environment"], "checkpoint": str(tiny_layout.TINY_CHECKPOINT),
                        "hf_home": str(tiny_layout.TINY_HF_HOME)}
-        save_artifact(artifact_path(report / "artifacts", tag), embodiment_tag=art.embodiment_tag, seed=42,
+        save_artifact(Artifact(artifact_path(report / "artifacts", tag), embodiment_tag=art.embodiment_tag, seed=42,
                       producer=art.producer, checkpoint=art.checkpoint, raw=art.raw, inputs=art.inputs,
-                      outputs=art.outputs, extra={**art.extra, "environment": environment})
+                      outputs=art.outputs, extra={**art.extra, "environment": environment}))
     return report
 
 
@@ -219,11 +219,12 @@ def test_reexport_replaces_its_own_files_only(tmp_path, capsys):
 
 
 README_MARKER = "<!-- upstream-test-command"
-README = paths.REPO_ROOT / "README.md"
+README = paths.REPO_ROOT / "docs" / "guide.md"  # the guide's export section (README.md links there)
 
 
 def readme_command() -> str:
-    """The command the README shows for upstream's test: the one line of the ```bash block after README_MARKER."""
+    """The command the docs show for upstream's test (docs/guide.md): the one line of the ```bash block after
+    README_MARKER."""
     text = README.read_text()
     match = re.search(re.escape(README_MARKER) + r"[^>]*-->\s*```bash\n(.*?)\n\s*```", text, re.S)
     assert match, f"{README} has no ```bash block right after {README_MARKER} ... -->"

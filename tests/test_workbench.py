@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from conftest import planted_notebooks
+from groot_lib.core import report_folder, settings
 from groot_lib.pipeline import handoff
 from groot_lib.pipeline import sources
 
 from groot_lib.tiny import layout as tiny_layout
-from groot_lib.core.artifact import artifact_path, load_artifact, save_artifact
+from groot_lib.core.artifact import Artifact, artifact_path, load_artifact, save_artifact
 from groot_lib.core.errors import MissingPackageError
 from groot_lib.workbench.notebook_runner import NotebookExecutionError, run_notebook
 from groot_lib.workbench.workflow import NOTEBOOKS, REPO, run_report
@@ -210,9 +211,9 @@ def test_nan_and_inf_in_original_output_fail_with_counts(artifacts_copy, tmp_pat
     art = load_artifact(path)
     art.outputs["action_pred"][0, 2, 1] = np.nan
     art.outputs["action_pred"][1, 0, 0] = np.inf
-    save_artifact(path, embodiment_tag=art.embodiment_tag, seed=art.seed, producer=art.producer,
+    save_artifact(Artifact(path, embodiment_tag=art.embodiment_tag, seed=art.seed, producer=art.producer,
                   checkpoint=art.checkpoint, raw=art.raw, inputs=art.inputs, outputs=art.outputs,
-                  variant=art.variant, extra=art.extra)
+                  variant=art.variant, extra=art.extra))
     verdicts = consume(artifacts_copy, tmp_path / "out", tags=TAG)
     model = next(r for r in verdicts["rows"] if r["check"] == "model parity")
     assert model["verdict"] == "FAIL" and "expected has 1 NaN, 1 Inf" in model["reason"], model
@@ -224,9 +225,9 @@ def test_perturbed_action_pred_fails_on_exactly_that_cell(artifacts_copy, tmp_pa
     art = load_artifact(path)
     art.outputs["action_pred"][1, 3, 5] += np.float32(1e-2)
     art.outputs["action_pred"][0, 20, 100] += np.float32(5e-2)  # a larger error in padding: reported apart
-    save_artifact(path, embodiment_tag=art.embodiment_tag, seed=art.seed, producer=art.producer,
+    save_artifact(Artifact(path, embodiment_tag=art.embodiment_tag, seed=art.seed, producer=art.producer,
                   checkpoint=art.checkpoint, raw=art.raw, inputs=art.inputs, outputs=art.outputs,
-                  variant=art.variant, extra=art.extra)
+                  variant=art.variant, extra=art.extra))
     verdicts = consume(artifacts_copy, tmp_path / "out", tags=TAG)
     model = next(r for r in verdicts["rows"] if r["check"] == "model parity")
     assert model["verdict"] == "FAIL" and model["mismatched"] == 2
@@ -270,9 +271,9 @@ def test_shape_mismatch_fails_and_is_never_cropped(artifacts_copy, tmp_path):
     art = load_artifact(path)
     art.outputs["action_pred"] = np.ascontiguousarray(art.outputs["action_pred"][:, :16, :7])
     art.outputs.pop("initial_noise", None)
-    save_artifact(path, embodiment_tag=art.embodiment_tag, seed=art.seed, producer=art.producer,
+    save_artifact(Artifact(path, embodiment_tag=art.embodiment_tag, seed=art.seed, producer=art.producer,
                   checkpoint=art.checkpoint, raw=art.raw, inputs=art.inputs, outputs=art.outputs,
-                  variant=art.variant, extra=art.extra)
+                  variant=art.variant, extra=art.extra))
     verdicts = consume(artifacts_copy, tmp_path / "out", tags=TAG)
     model = next(r for r in verdicts["rows"] if r["check"] == "model parity")
     assert model["verdict"] == "FAIL" and model["shape"] == "(2, 40, 132) vs (2, 16, 7)"
@@ -281,9 +282,9 @@ def test_shape_mismatch_fails_and_is_never_cropped(artifacts_copy, tmp_path):
 def test_recordings_refuse_settings_they_do_not_cover(tmp_path):
     with pytest.raises(MissingPackageError, match="seed=7"):
         sources.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path, ["libero_sim"], ["fp32-sdpa"],
-                                reason="test", seed=7, batch_size=2)
+                               settings.for_notebook("producer", {"seed": 7}), reason="test")
     result = sources.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path, ["libero_sim"], ["fp32-sdpa"],
-                                     reason="test", seed=0, batch_size=2)
+                                    settings.for_notebook("producer"), reason="test")
     assert result.mode == "recorded" and "not run live" in result.banner
     assert handoff.read_source(tmp_path)["mode"] == "recorded"
     assert load_artifact(result.artifacts["libero_sim"]["fp32-sdpa"]).embodiment_tag == "libero_sim"
@@ -309,7 +310,7 @@ def test_compare_reports_shows_every_gap_change(report, tmp_path):
     page = out.read_text()
     assert out.parent == b and "src='data:image/png;base64," in page and "0.005" in page
     with pytest.raises(reports.ParityError, match="not a finished report: no verdicts.json"):
-        reports.load_verdicts(tmp_path)
+        report_folder.read_verdicts(tmp_path)
 
 
 def test_explore_notebook_runs_on_a_report_folder(report, tmp_path):
@@ -367,7 +368,7 @@ def test_cpu_lerobot_against_the_cuda_recorded_original(tmp_path):
     recorded noise. The page and verdicts say where the original ran; fp32 parity holds within the CPU/CUDA
     rounding gap and is never SUSPECT; seeded noise (a CPU generator) would not be comparable, and is refused."""
     result = sources.use_recordings(tiny_layout.TINY_CHECKPOINT, tmp_path / "art", [TAG], ["fp32-sdpa"],
-                                     reason="test", seed=0, batch_size=2, which="cuda")
+                                    settings.for_notebook("producer", {"recordings": "cuda"}), reason="test")
     assert "recorded on cuda (NVIDIA H" in result.banner and "torch 2.11" in result.banner, result.banner
     verdicts = consume(tmp_path / "art", tmp_path / "out", tags=TAG, noise_mode="inject", device="cpu", stages="all")
     model = next(r for r in verdicts["rows"] if r["check"] == "model parity")

@@ -28,32 +28,81 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol
 import numpy as np
 
 from groot_lib.backends import math_stack, noise, process
-from groot_lib.core import runinfo
-from groot_lib.core.errors import VariantUnavailableError
+from groot_lib.core import runinfo, settings
+from groot_lib.core.errors import ParityError, VariantUnavailableError
 from groot_lib.core.variants import Variant, check_attention_ran
 
-FUNCTIONS = ("identity", "load", "preprocess", "sample", "decode", "provenance")
+FUNCTIONS = ("identity", "require", "import_stack", "load", "preprocess", "sample", "decode", "decode_as_configured",
+             "provenance")
+DEFAULT_STAGE_MB = settings.default("stage_mb")
 
 
 class Backend(Protocol):
-    """What ``backends.original`` and ``backends.lerobot`` are (modules satisfy it structurally)."""
+    """What ``backends.original`` and ``backends.lerobot`` are (modules satisfy it structurally; ``backend`` checks
+    each against it at load, tests/test_architecture.py statically)."""
 
     NAME: str
     KERNEL: str
 
     def identity(self) -> dict: ...
 
+    def require(self) -> Any: ...
+
+    def import_stack(self) -> None: ...
+
     def load(self, checkpoint: Path, layout: Any, *, variant: Variant, device: str) -> ContextManager[Loaded]: ...
 
     def preprocess(self, loaded: Loaded, layout: Any, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
-    def sample(self, loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
-               noise: np.ndarray | None = None) -> dict[str, np.ndarray]: ...
+    def sample(self, loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, noise: np.ndarray | None = None,
+               capture_stages: bool = False, stage_inputs: bool = False,
+               stage_mb: float = DEFAULT_STAGE_MB) -> dict[str, Any]: ...
 
     def decode(self, loaded: Loaded, layout: Any, raw: dict[str, np.ndarray],
                action_pred: np.ndarray) -> np.ndarray: ...
 
+    def decode_as_configured(self, loaded: Loaded, layout: Any, raw: dict[str, np.ndarray],
+                             action_pred: np.ndarray) -> tuple[str | None, np.ndarray]: ...
+
     def provenance(self, loaded: Loaded) -> dict: ...
+
+
+def mismatches(module: Any) -> list[str]:
+    """How ``module`` departs from ``Backend``: a missing name, or a function whose parameters (names, kinds,
+    defaults) differ from the contract's. Empty when it honours it."""
+    import inspect
+
+    found = [f"{name} is missing" for name in ("NAME", "KERNEL", *FUNCTIONS) if not hasattr(module, name)]
+    for name in FUNCTIONS:
+        if not hasattr(module, name):
+            continue
+        want = [(p.name, p.kind, p.default) for p in list(inspect.signature(getattr(Backend, name)).parameters.values())[1:]]
+        have = [(p.name, p.kind, p.default) for p in inspect.signature(getattr(module, name)).parameters.values()]
+        if have != want:
+            found.append(f"{name}{inspect.signature(getattr(module, name))} is not the contract's "
+                         f"{name}({', '.join(p[0] for p in want)})")
+    return found
+
+
+def backend(name: str) -> Any:
+    """The backend module ``name`` ("original" | "lerobot"), checked against the contract: the pipeline reaches
+    an implementation only through here."""
+    import importlib
+
+    module = importlib.import_module(f"groot_lib.backends.{name}")
+    wrong = mismatches(module)
+    if wrong:
+        raise ParityError(f"groot_lib.backends.{name} does not honour the backend contract: {'; '.join(wrong)}")
+    return module
+
+
+def rerun_stages(loaded: "Loaded", recorded: dict[str, np.ndarray], *,
+                 model_inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Each of the loaded model's named stages re-run on the inputs another run recorded for it (backends/
+    stage_hooks.rerun): ({key: output}, {key: why not}); the same for both implementations."""
+    from groot_lib.backends import stage_hooks
+
+    return stage_hooks.rerun(loaded.model, recorded, device=loaded.device, model_inputs=model_inputs)
 
 
 @dataclass
@@ -149,26 +198,31 @@ def forced_backend_refusal(variant: Variant) -> Iterator[None]:
                 "another backend: that would be a different variant.") from None
 
 
+def stage_capture(capture_stages: bool, stage_inputs: bool, stage_mb: float) -> dict | None:
+    """``sample``'s three stage arguments as ``sample_actions`` takes them: None, or what to capture."""
+    return {"inputs": stage_inputs, "mb": stage_mb} if capture_stages else None
+
+
 def sample_actions(loaded: Loaded, call: Callable[[], Any], batch: int, *, seed: int,
-                   noise_in: np.ndarray | None, context: Any = None, capture_stages: bool = False,
-                   stage_inputs: bool = False, stage_mb: float = 256) -> dict[str, Any]:
+                   noise_in: np.ndarray | None, context: Any = None, stages: dict | None = None) -> dict[str, Any]:
     """The shared tail of ``sample``: seed or inject the initial noise, run, return numpy action_pred + noise
-    (+ ``stages``: the named stages' outputs, backends/stage_hooks.py, when ``capture_stages``)."""
+    (+ ``stages``: the named stages' outputs, backends/stage_hooks.py, when ``stages`` says what to capture:
+    ``stage_capture``)."""
     import contextlib
 
     import torch
 
-    from groot_lib.backends import stage_hooks as stages
+    from groot_lib.backends import stage_hooks
 
     config = loaded.model.config
     shape = (batch, config.action_horizon, config.max_action_dim)
-    capture = (stages.capture(loaded.model, inputs=stage_inputs, limit_bytes=int(stage_mb * 2**20))
-               if capture_stages else contextlib.nullcontext({}))
+    capture = (stage_hooks.capture(loaded.model, inputs=stages["inputs"], limit_bytes=int(stages["mb"] * 2**20))
+               if stages else contextlib.nullcontext({}))
     with forced_backend_refusal(loaded.variant), torch.inference_mode(), (context or contextlib.nullcontext()), \
             sdpa_backend(loaded.variant), capture as captured:
         out, used = noise.sample_initial_noise(call, shape, seed=seed, noise=noise_in)
     result: dict[str, Any] = {"action_pred": out["action_pred"].float().cpu().numpy()}
-    if capture_stages:
+    if stages:
         result["stages"] = captured
     if used is not None:
         result["initial_noise"] = np.asarray(used, dtype=np.float32)

@@ -29,7 +29,20 @@ def identity() -> dict[str, Any]:
     return {"available": found["code"] is not None, "version": runinfo.versions("lerobot")["lerobot"], **found}
 
 
-def require_lerobot() -> str:
+# LeRobot's import chain in steps (its slowest part): the consumer imports them while the producer runs
+IMPORTS = ("torch", "transformers", "lerobot.policies.groot.modeling_groot", "lerobot.policies.groot.processor_groot")
+
+
+def import_stack() -> None:
+    """LeRobot's stack (``IMPORTS``), imported up front so a report can time imports apart from loading."""
+    import importlib
+
+    for module in IMPORTS:
+        importlib.import_module(module)
+
+
+def require() -> str:
+    """LeRobot's version, or a MissingPackageError saying how to rebuild its env."""
     try:
         import lerobot
         from lerobot.policies.groot.modeling_groot import GrootPolicy  # noqa: F401
@@ -68,7 +81,7 @@ def _config(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, dev
 @contextmanager
 def load(checkpoint: Path, layout: EmbodimentLayout, *, variant: Variant, device: str) -> Iterator[Loaded]:
     """One model per process: the policy's weights do not depend on the embodiment tag; freed on exit."""
-    require_lerobot()
+    require()
     require_runnable(variant, device, kernel=KERNEL)
     contract.check_sdpa_backend(variant, device)
     from lerobot.policies.groot.modeling_groot import GrootPolicy
@@ -90,7 +103,7 @@ def _use_bf16(loaded: Loaded) -> bool:
 
 def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
            noise: np.ndarray | None = None, capture_stages: bool = False,
-           stage_inputs: bool = False, stage_mb: float = 256) -> dict[str, Any]:
+           stage_inputs: bool = False, stage_mb: float = contract.DEFAULT_STAGE_MB) -> dict[str, Any]:
     """Replay collated ``inputs`` (the artifact's ``in::`` tensors, un-dotted) through the model."""
     import torch
 
@@ -100,8 +113,8 @@ def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
     autocast = (torch.autocast(device_type=torch.device(loaded.device).type, dtype=torch.bfloat16)
                 if _use_bf16(loaded) else None)
     return contract.sample_actions(loaded, lambda: loaded.model.get_action(model_inputs), batch, seed=seed,
-                                   noise_in=noise, context=autocast, capture_stages=capture_stages,
-                                   stage_inputs=stage_inputs, stage_mb=stage_mb)
+                                   noise_in=noise, context=autocast,
+                                   stages=contract.stage_capture(capture_stages, stage_inputs, stage_mb))
 
 
 def raw_to_lerobot_batch(layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, Any]:

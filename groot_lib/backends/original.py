@@ -48,7 +48,8 @@ def import_stack() -> None:
     import gr00t.model  # noqa: F401
 
 
-def require_gr00t() -> dict[str, Any]:
+def require() -> dict[str, Any]:
+    """gr00t's identity, or a MissingPackageError saying how to provide it (it is not on PyPI)."""
     status = identity()
     if not status["available"]:
         raise MissingPackageError(
@@ -62,7 +63,7 @@ def require_gr00t() -> dict[str, Any]:
 @contextmanager
 def load(checkpoint: Path, layout: EmbodimentLayout | None, *, variant: Variant, device: str) -> Iterator[Loaded]:
     """The whole model, whatever the tag (its weights do not depend on it); freed on exit."""
-    status = require_gr00t()
+    status = require()
     require_runnable(variant, device, kernel=KERNEL)
     contract.check_sdpa_backend(variant, device)
     import torch
@@ -107,13 +108,12 @@ def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarr
 
 def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
            noise: np.ndarray | None = None, capture_stages: bool = False,
-           stage_inputs: bool = False, stage_mb: float = 256) -> dict[str, Any]:
+           stage_inputs: bool = False, stage_mb: float = contract.DEFAULT_STAGE_MB) -> dict[str, Any]:
     """Seeded (or noise-injected) flow-matching sample from the flat collated inputs."""
     collated = torch_io.to_torch_tree(inputs)
     batch = next(iter(collated["inputs"].values())).shape[0]
     return contract.sample_actions(loaded, lambda: loaded.model.get_action(**collated), batch, seed=seed,
-                                   noise_in=noise, capture_stages=capture_stages,
-                                   stage_inputs=stage_inputs, stage_mb=stage_mb)
+                                   noise_in=noise, stages=contract.stage_capture(capture_stages, stage_inputs, stage_mb))
 
 
 def decode(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray],
@@ -127,6 +127,12 @@ def decode(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray],
     groups = loaded.extra["processor"].decode_action(np.asarray(action_pred, dtype=np.float32),
                                                      EmbodimentTag.resolve(layout.tag), states)
     return contract.concat_action_groups(groups, layout, who=NAME)
+
+
+def decode_as_configured(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray],
+                         action_pred: np.ndarray) -> tuple[str | None, np.ndarray]:
+    """The original's policy applies no environment transform (NVIDIA's rollout wrappers do): (None, ``decode``)."""
+    return None, decode(loaded, layout, raw, action_pred)
 
 
 def provenance(loaded: Loaded) -> dict[str, Any]:

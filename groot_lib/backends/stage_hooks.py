@@ -119,83 +119,92 @@ def _rebuild(spec: Any, arrays: dict[str, np.ndarray], device: str):
 from groot_lib.compare.stage_diff import INPUTS  # noqa: E402 - "<key>#in" (JSON spec), "<key>#in:<path>" (arrays)
 
 
-@contextmanager
-def capture(model: Any, *, limit_bytes: int = DEFAULT_LIMIT_BYTES, inputs: bool = False) -> Iterator[dict]:
-    """Yield a dict that fills, while the block runs, with ``"<seq>:<stage>@<call>" -> float32 array`` (and,
-    with ``inputs``, each call's inputs, so another implementation's module can be re-run on exactly them);
-    past ``limit_bytes`` it stops and ``captured["__notes__"]`` says where."""
-    import json
+class _Recorder:
+    """What ``capture``'s forward hooks fill: each stage call's output (and, with ``inputs``, its inputs), keyed
+    ``"<seq>:<stage>@<call>"`` in firing order, within a byte budget whose end is noted where it stopped."""
 
-    modules = dict(model.named_modules())
-    captured: dict[str, np.ndarray] = {}
-    notes: list[str] = []
-    calls: dict[str, int] = {}
-    pending: dict[str, tuple] = {}
-    used, seq = [0], [0]
+    def __init__(self, limit_bytes: int, inputs: bool):
+        self.limit, self.inputs = limit_bytes, inputs
+        self.captured: dict[str, np.ndarray] = {}
+        self.notes: list[str] = []
+        self.calls: dict[str, int] = {}
+        self.pending: dict[str, tuple] = {}
+        self.used = self.seq = 0
 
-    def pre_hook_for(stage: str):
-        def pre_hook(_module, args, kwargs):
+    def next_call(self, stage: str) -> int:
+        call = self.calls.get(stage, 0)
+        self.calls[stage] = call + 1
+        return call
+
+    def keep(self, stage: str, call: int, array: np.ndarray, spec=None, tensors=None) -> None:
+        """Store one stage call (and its recorded inputs) under the next key, within the byte budget."""
+        import json
+
+        tensors = tensors or {}
+        size = array.nbytes + sum(t.nbytes for t in tensors.values())
+        if self.used + size > self.limit:
+            if not self.notes:
+                self.notes.append(f"stage capture stopped at {stage}@{call}: over {self.limit / 2**20:.3g} MiB (STAGE_MB)")
+            return
+        self.used += size
+        key = f"{self.seq:04d}:{stage}@{call}"
+        self.seq += 1
+        self.captured[key] = array
+        if spec is not None:
+            self.captured[key + INPUTS] = np.array(json.dumps(spec))
+            self.captured.update({f"{key}{INPUTS}:{path}": value for path, value in tensors.items()})
+
+    def pre_hook(self, stage: str):
+        """Records a stage call's inputs before it runs (as JSON + arrays; a cache object is left out)."""
+        def hook(_module, args, kwargs):
             tensors: dict[str, np.ndarray] = {}
             try:
                 spec = {"args": _flatten(list(args), "a", tensors), "kwargs": _flatten(dict(kwargs), "k", tensors)}
             except Unreplayable as exc:
                 spec, tensors = {"unreplayable": str(exc)}, {}
-            pending[stage] = (spec, tensors)
-        return pre_hook
-
-    def next_call(stage: str) -> int:
-        call = calls.get(stage, 0)
-        calls[stage] = call + 1
-        return call
-
-    def keep(stage: str, call: int, array: np.ndarray, spec=None, tensors=None) -> None:
-        """Store one stage call (and its recorded inputs) under the next key, within the byte budget."""
-        tensors = tensors or {}
-        size = array.nbytes + sum(t.nbytes for t in tensors.values())
-        if used[0] + size > limit_bytes:
-            if not notes:
-                notes.append(f"stage capture stopped at {stage}@{call}: over {limit_bytes / 2**20:.3g} MiB (STAGE_MB)")
-            return
-        used[0] += size
-        key = f"{seq[0]:04d}:{stage}@{call}"
-        seq[0] += 1
-        captured[key] = array
-        if spec is not None:
-            captured[key + INPUTS] = np.array(json.dumps(spec))
-            captured.update({f"{key}{INPUTS}:{path}": value for path, value in tensors.items()})
-
-    def hook_for(stage: str):
-        def hook(_module, _args, output):
-            call = next_call(stage)
-            tensor = _first_tensor(output)
-            spec, tensors = pending.pop(stage, (None, {}))
-            if tensor is not None:
-                keep(stage, call, _numpy(tensor), spec, tensors)
+            self.pending[stage] = (spec, tensors)
         return hook
 
-    def input_stage_hook_for(stage: str):
+    def post_hook(self, stage: str):
+        """Records a stage call's output tensor (with its inputs, when they were recorded)."""
+        def hook(_module, _args, output):
+            call = self.next_call(stage)
+            tensor = _first_tensor(output)
+            spec, tensors = self.pending.pop(stage, (None, {}))
+            if tensor is not None:
+                self.keep(stage, call, _numpy(tensor), spec, tensors)
+        return hook
+
+    def input_hook(self, stage: str):
+        """Records what enters a module as a stage of its own (the action entering each flow step)."""
         def hook(_module, args, kwargs):
-            call = next_call(stage)
+            call = self.next_call(stage)
             value = args[0] if args else next(iter(kwargs.values()), None)
             if value is not None and hasattr(value, "detach"):
-                keep(stage, call, _numpy(value))
+                self.keep(stage, call, _numpy(value))
         return hook
 
-    handles = []
-    for stage, path in INPUT_STAGES:
-        if path in modules:
-            handles.append(modules[path].register_forward_pre_hook(input_stage_hook_for(stage), with_kwargs=True))
+
+@contextmanager
+def capture(model: Any, *, limit_bytes: int = DEFAULT_LIMIT_BYTES, inputs: bool = False) -> Iterator[dict]:
+    """Yield a dict that fills, while the block runs, with ``"<seq>:<stage>@<call>" -> float32 array`` (and,
+    with ``inputs``, each call's inputs, so another implementation's module can be re-run on exactly them);
+    past ``limit_bytes`` it stops and ``captured["__notes__"]`` says where."""
+    modules = dict(model.named_modules())
+    recorder = _Recorder(limit_bytes, inputs)
+    handles = [modules[path].register_forward_pre_hook(recorder.input_hook(stage), with_kwargs=True)
+               for stage, path in INPUT_STAGES if path in modules]
     for stage, path in resolve(model):
         if inputs:
-            handles.append(modules[path].register_forward_pre_hook(pre_hook_for(stage), with_kwargs=True))
-        handles.append(modules[path].register_forward_hook(hook_for(stage)))
+            handles.append(modules[path].register_forward_pre_hook(recorder.pre_hook(stage), with_kwargs=True))
+        handles.append(modules[path].register_forward_hook(recorder.post_hook(stage)))
     try:
-        yield captured
+        yield recorder.captured
     finally:
         for handle in handles:
             handle.remove()
-        if notes:
-            captured["__notes__"] = np.array("; ".join(notes))
+        if recorder.notes:
+            recorder.captured["__notes__"] = np.array("; ".join(recorder.notes))
 
 
 def compact(captured: dict[str, np.ndarray], model_inputs: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from groot_lib.core.variants import DEFAULT_VARIANT
 
 def newest_report(root: str | Path) -> Path:
     """The newest finished report folder under ``root`` that has verdicts (core.report_folder decides)."""
-    found = report_folder.newest(Path(root), having="verdicts.json")
+    found = report_folder.newest(Path(root), having=report_folder.VERDICTS)
     if found is None:
         raise ParityError(f"no finished report under {root}: run `make report` first, or pass report=<folder>")
     return found
@@ -55,9 +55,9 @@ class TagData:
 
 def load_tag(report: str | Path, tag: str = "", variant: str = DEFAULT_VARIANT) -> TagData:
     report = Path(report)
-    verdicts = json.loads((report / "verdicts.json").read_text())
-    checkpoint = Path(verdicts["settings"]["checkpoint"])
-    tags = list(verdicts.get("tags", {}))
+    verdicts = report_folder.read_verdicts(report)
+    checkpoint = Path(verdicts.settings["checkpoint"])
+    tags = list(verdicts.tags)
     tag = tag or (tags[0] if tags else "")
     if tag not in tags:
         raise ParityError(f"{report} has no embodiment {tag!r}; it has {tags}")
@@ -113,17 +113,10 @@ def decode(data: TagData, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return out, hows
 
 
-def divergence_rows(verdicts: dict) -> list[dict]:
-    """One row per embodiment: where its models start to differ, with the state said (diverges / none diverges /
-    not compared and why). Reports made before the states were recorded held one null for both "none" and "not
-    compared": those say that they cannot tell."""
-    rows = []
-    for tag, first in verdicts.get("first_divergence", {}).items():
-        if not isinstance(first, dict) or "state" not in first:
-            first = ({"state": "unknown: this report does not say whether its stages were compared"} if first is None
-                     else {"state": "diverges", **first})
-        rows.append({"tag": tag, **first})
-    return rows
+def divergence_rows(verdicts) -> list[dict]:
+    """One row per embodiment (report_folder.Verdicts): where its models start to differ, with the state said
+    (diverges / none diverges / not compared and why; reports that predate the states say they cannot tell)."""
+    return [{"tag": tag, **first} for tag, first in verdicts.first_divergence.items()]
 
 
 def worst_elements(data: TagData, k: int = 5) -> dict[str, list[dict]]:

@@ -31,19 +31,16 @@ def _finite_max(a: np.ndarray) -> float:
     return float(finite.max()) if finite.size else 0.0
 
 
-def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = None,
-                   valid_dim: int | None = None, title: str = "", vmax: float | None = None,
-                   ax=None, colorbar: bool = True, dim_labels: list[str] | None = None):
-    """Draw |delta| (H, D); grey-hatch padding outside the valid region, mark violating cells with red x;
-    ``dim_labels`` names the action dims on the x axis (e.g. 'gripper[0]'; thinned to ~40 ticks).
+def parity_heatmap(delta_hd, *, violations_hd=None, valid: tuple[int, int] | None = None, title: str = "",
+                   vmax: float | None = None, ax=None, colorbar: bool = True, dim_labels: list[str] | None = None):
+    """Draw |delta| (H, D); grey-hatch padding outside the ``valid`` (horizon, dims) region, mark violating cells
+    with red x; ``dim_labels`` names the action dims on the x axis (e.g. 'gripper[0]'; thinned to ~40 ticks). A map
+    that is exactly 0 everywhere says "identical" instead of showing a colour scale.
 
     Pass the same ``vmax`` to several calls to share one colour scale. Returns the Figure.
     """
     import matplotlib
-    from matplotlib import patheffects
     from matplotlib.figure import Figure
-    from matplotlib.patches import Patch, Rectangle
-
     from matplotlib.ticker import MaxNLocator
 
     delta = np.asarray(delta_hd, dtype=np.float64)
@@ -55,14 +52,12 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
                      layout="constrained")
         ax = fig.add_subplot()
     fig = ax.figure
-    identical = bool(delta.size) and bool(np.all(delta == 0))  # NaN-free and exactly 0 everywhere
-    if vmax is None:
-        vmax = _finite_max(delta)
+    vmax = _finite_max(delta) if vmax is None else vmax
     vmax = float(vmax) if vmax and math.isfinite(vmax) else 1e-12
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="magenta")
     im = ax.imshow(np.ma.masked_invalid(delta), cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto",
                    interpolation="nearest", origin="upper")
-    if identical:  # no colour scale to read: a 0..1e-12 colorbar would suggest tiny nonzero gaps
+    if delta.size and np.all(delta == 0):  # no colour scale to read: 0..1e-12 would suggest tiny nonzero gaps
         ax.text(0.5, 0.5, "identical\n|delta| = 0 in every cell", transform=ax.transAxes, ha="center",
                 va="center", color="white", fontsize="large", fontweight="bold", gid=IDENTICAL_GID,
                 bbox={"facecolor": "black", "alpha": 0.5, "edgecolor": "none"})
@@ -70,33 +65,48 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
         fig.colorbar(im, ax=ax, label="|delta|")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles = []
+    handles = _mark_padding(ax, (H, D), valid or (H, D)) + _mark_violations(ax, violations_hd, delta.shape)
+    _label(ax, (H, D), title=title, dim_labels=dim_labels, handles=handles)
+    return fig
 
-    vh = H if valid_horizon is None else int(valid_horizon)
-    vd = D if valid_dim is None else int(valid_dim)
+
+def _mark_padding(ax, shape: tuple[int, int], valid: tuple[int, int]) -> list:
+    """Hatch the padding outside the valid region and outline the region; the legend handles it adds."""
+    from matplotlib import patheffects
+    from matplotlib.patches import Patch, Rectangle
+
+    (H, D), (vh, vd) = shape, (int(valid[0]), int(valid[1]))
     if not (0 <= vh <= H and 0 <= vd <= D):
         raise ValueError(f"valid region ({vh}, {vd}) exceeds the heatmap shape ({H}, {D})")
-    if (vh, vd) != (H, D):
-        pad = dict(facecolor="0.6", alpha=0.45, hatch="//", edgecolor="0.3", linewidth=0, gid=PADDING_GID)
-        if vd < D:
-            ax.add_patch(Rectangle((vd - 0.5, -0.5), D - vd, H, **pad))
-        if vh < H:
-            ax.add_patch(Rectangle((-0.5, vh - 0.5), vd, H - vh, **pad))
-        x, y = vd - 0.5, vh - 0.5
-        ax.plot([-0.5, x, x, -0.5, -0.5], [-0.5, -0.5, y, y, -0.5], color="white", linewidth=2.0,
-                gid=BOUNDARY_GID, label=f"valid region ({vh} steps x {vd} dims)",
-                path_effects=[patheffects.Stroke(linewidth=3.5, foreground="black"), patheffects.Normal()])
-        handles += [ax.lines[-1], Patch(facecolor="0.6", alpha=0.45, hatch="//", label="padding")]
+    if (vh, vd) == (H, D):
+        return []
+    pad = dict(facecolor="0.6", alpha=0.45, hatch="//", edgecolor="0.3", linewidth=0, gid=PADDING_GID)
+    if vd < D:
+        ax.add_patch(Rectangle((vd - 0.5, -0.5), D - vd, H, **pad))
+    if vh < H:
+        ax.add_patch(Rectangle((-0.5, vh - 0.5), vd, H - vh, **pad))
+    x, y = vd - 0.5, vh - 0.5
+    ax.plot([-0.5, x, x, -0.5, -0.5], [-0.5, -0.5, y, y, -0.5], color="white", linewidth=2.0,
+            gid=BOUNDARY_GID, label=f"valid region ({vh} steps x {vd} dims)",
+            path_effects=[patheffects.Stroke(linewidth=3.5, foreground="black"), patheffects.Normal()])
+    return [ax.lines[-1], Patch(facecolor="0.6", alpha=0.45, hatch="//", label="padding")]
 
-    if violations_hd is not None:
-        viol = np.asarray(violations_hd, dtype=bool)
-        if viol.shape != delta.shape:
-            raise ValueError(f"violations_hd shape {viol.shape} != delta shape {delta.shape}")
-        rows, cols = np.nonzero(viol)
-        sc = ax.scatter(cols, rows, marker="x", s=14 if H * D > 1000 else 40, c="red", linewidths=1.0,
-                        gid=VIOLATION_GID, label=f"outside tolerance ({rows.size} cells)", zorder=3)
-        handles.append(sc)
 
+def _mark_violations(ax, violations_hd, shape: tuple[int, int]) -> list:
+    """A red x on every cell outside tolerance; the legend handle it adds."""
+    if violations_hd is None:
+        return []
+    viol = np.asarray(violations_hd, dtype=bool)
+    if viol.shape != shape:
+        raise ValueError(f"violations_hd shape {viol.shape} != delta shape {shape}")
+    rows, cols = np.nonzero(viol)
+    return [ax.scatter(cols, rows, marker="x", s=14 if viol.size > 1000 else 40, c="red", linewidths=1.0,
+                       gid=VIOLATION_GID, label=f"outside tolerance ({rows.size} cells)", zorder=3)]
+
+
+def _label(ax, shape: tuple[int, int], *, title: str, dim_labels: list[str] | None, handles: list) -> None:
+    """Limits, axis names, named dims, the title wrapped to the figure, and the legend where it clears the ticks."""
+    (H, D), fig = shape, ax.figure
     ax.set_xlim(-0.5, D - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
     if dim_labels is not None:
@@ -113,7 +123,6 @@ def parity_heatmap(delta_hd, *, violations_hd=None, valid_horizon: int | None = 
     elif handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), borderaxespad=4.2,
                   ncol=len(handles), fontsize="small", frameon=False)  # pad (font units) clears the xlabel
-    return fig
 
 
 def focus_valid(delta_hd, valid_horizon: int | None, valid_dim: int | None, violations_hd=None) -> dict:
@@ -172,7 +181,7 @@ def action_heatmap(delta_hd, *, violations_hd=None, layout=None, title: str = ""
         delta, violations_hd = shown["delta_hd"], shown["violations_hd"]
         title = f"{title}\n{shown['note']}" if shown["note"] else title
     elif (vh, vd) != (H, D) and vh <= H and vd <= D:
-        region = {"valid_horizon": vh, "valid_dim": vd}
+        region = {"valid": (vh, vd)}
     labels = layout.action_labels(delta.shape[1]) if layout is not None else None
     return parity_heatmap(delta, violations_hd=violations_hd, title=title, dim_labels=labels, **region)
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import json
 import math
 import sys
 from pathlib import Path
@@ -41,27 +40,30 @@ RANK = {"PASS": 0, "SUSPECT": 1, "FAIL": 2}  # any other verdict ranks as FAIL: 
 WORSE = ("FLIP", "GONE")  # the changes that make the exit status 1
 
 
-def _at(verdicts: dict, *keys):
+def _at(record: dict, *keys):
     for key in keys:
-        verdicts = verdicts.get(key) if isinstance(verdicts, dict) else None
-    return verdicts
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
 
 
-def _devices(verdicts: dict) -> str | None:
-    return ",".join(sorted({str(r["device"]) for r in verdicts.get("replays", []) if r.get("device")})) or None
+def _devices(verdicts) -> str | None:
+    return ",".join(sorted({str(r["device"]) for r in verdicts.replays if r.get("device")})) or None
 
 
-# name -> how to read it from a verdicts.json (None: not recorded there)
+# name -> how to read it from a report's verdicts (report_folder.Verdicts; None: not recorded there)
 SETTINGS = {
-    "atol": lambda v: _at(v, "settings", "atol"),
-    "rtol": lambda v: _at(v, "settings", "rtol"),
-    "precision k": lambda v: _at(v, "settings", "precision_k"),
-    "noise mode": lambda v: _at(v, "settings", "noise_mode"),
-    "checkpoint": lambda v: _at(v, "settings", "checkpoint"),
-    "checkpoint fingerprint": lambda v: _at(v, "source", "recording", "checkpoint", "fingerprint"),
+    "atol": lambda v: v.settings.get("atol"),
+    "rtol": lambda v: v.settings.get("rtol"),
+    "precision k": lambda v: v.settings.get("precision_k"),
+    "noise mode": lambda v: v.settings.get("noise_mode"),
+    "checkpoint": lambda v: v.settings.get("checkpoint"),
+    "checkpoint fingerprint": lambda v: v.settings.get("checkpoint fingerprint") or _at(v.source, "recording",
+                                                                                        "checkpoint", "fingerprint"),
+    "seed": lambda v: v.settings.get("seed"),
+    "batch size": lambda v: v.settings.get("batch_size"),
     "device": _devices,  # the device LeRobot ran on, per its replays
-    "source of the original's outputs": lambda v: _at(v, "source", "mode"),  # live, recorded or imported
-    "recordings device": lambda v: _at(v, "source", "recording", "producer", "device"),
+    "source of the original's outputs": lambda v: v.source.get("mode"),  # live, recorded or imported
+    "recordings device": lambda v: _at(v.source, "recording", "producer", "device"),
 }
 
 
@@ -76,8 +78,7 @@ def resolve(name: str, root: Path = report_folder.ROOT) -> Path:
             return Path(root) / name
         raise ParityError(f"no report folder {name} under {root} (`ls {root}` lists the reports there)")
     if name in NAMED:
-        found = [p for p in report_folder.report_folders(root)
-                 if report_folder.is_finished(p) and (p / "verdicts.json").is_file()]
+        found = report_folder.finished(root, having=report_folder.VERDICTS)
         if len(found) > NAMED[name]:
             return found[NAMED[name]]
         raise ParityError(f"'{name}' needs {NAMED[name] + 1} finished report(s) under {root}, found {len(found)}: "
@@ -86,38 +87,10 @@ def resolve(name: str, root: Path = report_folder.ROOT) -> Path:
                       f"(under {root}), latest or previous")
 
 
-def load_verdicts(folder: str | Path) -> dict:
-    path = Path(folder) / "verdicts.json"
-    if not path.is_file():
-        raise ParityError(f"{folder} is not a finished report: no verdicts.json in it (a report whose notebooks "
-                          "did not finish has nothing to compare)")
-    try:
-        verdicts = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ParityError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(verdicts, dict):
-        raise ParityError(f"{path} holds a JSON {type(verdicts).__name__}; expected the object the consumer "
-                          "notebook writes (rows, precision, settings...)")
-    for key, needed in (("rows", ("tag", "check", "tensor", "verdict")), ("precision", ("tag", "variant", "verdict"))):
-        for i, row in enumerate(verdicts.get(key, [])):
-            missing = [k for k in needed if not isinstance(row, dict) or k not in row]
-            if missing:
-                raise ParityError(f"{path}: {key}[{i}] lacks {', '.join(missing)}; expected a verdicts.json "
-                                  "written by the consumer notebook")
-    return verdicts
-
-
-def _verdict(row: dict) -> str:
-    """SUSPECT rows of old reports say PASS with flag SUSPECT."""
-    return "SUSPECT" if row["verdict"] == "PASS" and row.get("flag") == "SUSPECT" else row["verdict"]
-
-
-def _gaps(verdicts: dict) -> dict[tuple[str, str, str], dict]:
-    gaps = {(r["tag"], r["check"], r["tensor"]): {"max": r.get("max|delta|"), "verdict": _verdict(r)}
-            for r in verdicts.get("rows", [])}
-    for p in verdicts.get("precision", []):
-        gaps[(p["tag"], f"precision {p['variant']}", "cross gap")] = {"max": p.get("cross gap"),
-                                                                       "verdict": p["verdict"]}
+def _gaps(verdicts) -> dict[tuple[str, str, str], dict]:
+    gaps = {(r.tag, r.check, r.tensor): {"max": r.max_abs, "verdict": r.status} for r in verdicts.rows}
+    for p in verdicts.precision:
+        gaps[(p.tag, f"precision {p.variant}", "cross gap")] = {"max": p.cross_gap, "verdict": p.verdict}
     return gaps
 
 
@@ -131,7 +104,7 @@ def _change(va: str | None, vb: str | None) -> str:
     return "fixed" if rank_b < rank_a else ("new" if va is None else "")
 
 
-def gap_changes(a: dict, b: dict) -> list[dict]:
+def gap_changes(a, b) -> list[dict]:
     """One row per (tag, check, tensor) in either report: the change, max |delta| in A and B, the ratio (None when
     either is not a number: absent, or null for a shape mismatch), the verdicts ("absent" when missing)."""
     ga, gb = _gaps(a), _gaps(b)
@@ -146,7 +119,7 @@ def gap_changes(a: dict, b: dict) -> list[dict]:
     return rows
 
 
-def setting_warnings(a: dict, b: dict) -> list[str]:
+def setting_warnings(a, b) -> list[str]:
     """One line per setting in ``SETTINGS`` that both reports record and that differs."""
     lines = []
     for name, read in SETTINGS.items():
@@ -217,10 +190,9 @@ def plot(rows: list[dict]) -> bytes:
     return png(figure(rows))
 
 
-def _provenance(verdicts: dict) -> str:
-    source = verdicts.get("source", {})
-    code = (verdicts.get("lerobot", {}).get("code") or {}).get("code")
-    return f"{source.get('banner', '?')}; LeRobot code {code}"
+def _provenance(verdicts) -> str:
+    code = (verdicts.lerobot.get("code") or {}).get("code")
+    return f"{verdicts.source.get('banner', '?')}; LeRobot code {code}"
 
 
 def _row_class(row: dict) -> str:
@@ -236,7 +208,7 @@ def _html_table(rows: list[dict]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _page(folder_a, folder_b, a: dict, b: dict, rows: list[dict], warnings: list[str]) -> str:
+def _page(folder_a, folder_b, a, b, rows: list[dict], warnings: list[str]) -> str:
     worse = [r for r in rows if r["change"] in WORSE]
     style = "".join(f".{v.lower()}{{{VERDICT_COLOURS[v]};font-weight:bold}}" for v in ("FAIL", "SUSPECT")) + \
         f".pass{{{VERDICT_COLOURS['PASS']}}}"
@@ -253,8 +225,8 @@ def _page(folder_a, folder_b, a: dict, b: dict, rows: list[dict], warnings: list
             + (f"<img alt='max |delta| A vs B' src='data:image/png;base64,{image}'>" if image else ""))
 
 
-def _compare(folder_a, folder_b) -> tuple[Path, list[dict], list[str], dict, dict]:
-    a, b = load_verdicts(folder_a), load_verdicts(folder_b)
+def _compare(folder_a, folder_b) -> tuple[Path, list[dict], list[str], object, object]:
+    a, b = report_folder.read_verdicts(Path(folder_a)), report_folder.read_verdicts(Path(folder_b))
     rows, warnings = gap_changes(a, b), setting_warnings(a, b)
     page = _page(folder_a, folder_b, a, b, rows, warnings)
     out = atomic_write_text(Path(folder_b) / f"compare-to-{Path(folder_a).name}.html", page)

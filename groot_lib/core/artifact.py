@@ -10,7 +10,6 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
 
 import numpy as np
 
@@ -124,12 +123,10 @@ def _check_array(key: str, arr: np.ndarray, path: Path) -> None:
                           path=path, key=key)
 
 
-def save_artifact(path: str | Path, *, embodiment_tag: str, seed: int, producer: Mapping[str, Any],
-                  checkpoint: Mapping[str, Any], raw: Mapping[str, Any], inputs: Mapping[str, Any],
-                  outputs: Mapping[str, Any], variant: str = DEFAULT_VARIANT,
-                  extra: Mapping[str, Any] | None = None, stages: Mapping[str, Any] | None = None) -> Path:
-    """Validate and write atomically (temp file + fsync + os.replace): readers never see half a file."""
-    path = Path(path)
+def save_artifact(artifact: Artifact) -> Path:
+    """Validate ``artifact`` and write it to ``artifact.path`` atomically (temp file + fsync + os.replace): readers
+    never see half a file."""
+    path, checkpoint, outputs = Path(artifact.path), artifact.checkpoint, artifact.outputs
     if "fingerprint" not in checkpoint:
         raise SchemaError(f"Cannot save {path}: 'meta::checkpoint' needs a 'fingerprint' entry "
                           f"(got keys {sorted(checkpoint)}).", path=path, key="meta::checkpoint")
@@ -138,14 +135,15 @@ def save_artifact(path: str | Path, *, embodiment_tag: str, seed: int, producer:
                           path=path, key="out::action_pred")
     arrays: dict[str, np.ndarray] = {
         "meta::schema": np.array(SCHEMA),
-        "meta::embodiment_tag": np.array(str(embodiment_tag)),
-        "meta::seed": np.array(int(seed), dtype=np.int64),
-        "meta::producer": np.array(json.dumps(dict(producer), sort_keys=True, default=str)),
+        "meta::embodiment_tag": np.array(str(artifact.embodiment_tag)),
+        "meta::seed": np.array(int(artifact.seed), dtype=np.int64),
+        "meta::producer": np.array(json.dumps(dict(artifact.producer), sort_keys=True, default=str)),
         "meta::checkpoint": np.array(json.dumps(dict(checkpoint), sort_keys=True, default=str)),
-        "meta::variant": np.array(str(variant)),
-        "meta::extra": np.array(json.dumps(dict(extra or {}), sort_keys=True, default=str)),
+        "meta::variant": np.array(str(artifact.variant)),
+        "meta::extra": np.array(json.dumps(dict(artifact.extra or {}), sort_keys=True, default=str)),
     }
-    for prefix, section in (("raw::", raw), ("in::", inputs), ("out::", outputs), ("stage::", stages or {})):
+    for prefix, section in (("raw::", artifact.raw), ("in::", artifact.inputs), ("out::", outputs),
+                            ("stage::", artifact.stages or {})):
         for name, value in section.items():
             key = prefix + name
             if not name or "::" in name:

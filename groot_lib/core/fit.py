@@ -20,7 +20,7 @@ import numpy as np
 from groot_lib.core import checkpoint as ckpt
 from groot_lib.core.artifact import Artifact, find_artifacts, find_variants, load_artifact
 from groot_lib.core.atomic import atomic_save_npz
-from groot_lib.core.errors import CheckpointMismatchError
+from groot_lib.core.errors import ArtifactError, CheckpointMismatchError
 
 
 def _backbone_config(checkpoint: Path, hf_home: str | None) -> dict:
@@ -122,6 +122,10 @@ def check_folder(folder: Path, checkpoint: Path, tags: list[str], *, hf_home: st
     files = [path for variant in find_variants(folder) for tag, path in find_artifacts(folder, variant).items()
              if tag in tags]
     files += [path for case in case_dirs(folder) for tag, path in find_artifacts(case).items() if tag in tags]
+    if not files:
+        raise ArtifactError(f"{folder} holds no artifact of {', '.join(tags)} (<tag>.npz, <tag>__<variant>.npz, "
+                            f"sweep/<case>/<tag>.npz){'' if Path(folder).is_dir() else ': no such folder'}",
+                            path=Path(folder))
     for path in files:
         artifact = load_artifact(path, trust_legacy=trust_legacy, require_checkpoint=False)
         issues = problems(artifact, checkpoint, hf_home)
@@ -166,17 +170,18 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="make attach-checkpoint", description=main.__doc__)
     parser.add_argument("folder", type=Path, help="a folder of the original's outputs (<tag>.npz, <tag>__<variant>.npz)")
-    parser.add_argument("--checkpoint", type=Path, default=tiny_layout.TINY_CHECKPOINT)
+    parser.add_argument("--checkpoint", default=str(tiny_layout.TINY_CHECKPOINT),
+                        help="a checkpoint folder or hub id (CKPT=; core/checkpoint.resolve_checkpoint's forms)")
     parser.add_argument("--hf-home", default=None, help="the HF cache holding the checkpoint's backbone")
     args = parser.parse_args(argv)
-    hf_home = args.hf_home or (str(tiny_layout.TINY_HF_HOME) if tiny_layout.is_embedded(args.checkpoint)
-                               else os.environ.get("HF_HOME"))
+    hf_home = tiny_layout.hf_home_for(args.checkpoint, args.hf_home) or os.environ.get("HF_HOME")
     try:
-        written = attach(args.folder, args.checkpoint, hf_home=hf_home)
+        checkpoint = ckpt.resolve_checkpoint(args.checkpoint, hf_home)
+        written = attach(args.folder, checkpoint, hf_home=hf_home)
     except ParityError as exc:
         print(f"attach-checkpoint: error: {exc}", file=sys.stderr)
         return 2
-    print(f"attach-checkpoint: every artifact in {args.folder} fits {args.checkpoint}; wrote its identity into "
+    print(f"attach-checkpoint: every artifact in {args.folder} fits {checkpoint}; wrote its identity into "
           f"{len(written)} file(s)" + (f": {', '.join(p.name for p in written)}" if written else
                                         " (all already had it)"))
     return 0

@@ -103,6 +103,7 @@ class Knob:
     make: str | None = None  # the Makefile variable
     env: str | None = None  # environment variable read when no explicit value is given
     sides: tuple[str, ...] = ("producer", "consumer")  # which notebooks take it as a parameter
+    make_from_shell: bool = True  # False: the make variable counts only given on make's command line (HF_HOME)
 
     @property
     def flag(self) -> str:
@@ -123,10 +124,12 @@ class Knob:
 
 
 KNOBS: tuple[Knob, ...] = (
-    Knob("checkpoint", None, _text, "A raw GR00T N1.7 checkpoint directory, or a hub id in your HF cache; "
-         "empty is the embedded tiny default.", make="CKPT", env="GROOT_N1_7_LIBERO_CKPT"),
+    Knob("checkpoint", None, _text, "A raw GR00T N1.7 checkpoint folder (an existing path wins), or a hub id "
+         "owner/name[/subfolder][@branch|tag|commit] (e.g. nvidia/GR00T-N1.7-LIBERO/libero_10), read from the HF "
+         "cache, else downloaded (that subfolder only) unless HF_HUB_OFFLINE is set; empty is the embedded tiny "
+         "default.", make="CKPT", env="GROOT_N1_7_LIBERO_CKPT"),
     Knob("hf_home", None, _text, "The HF cache holding the checkpoint's backbone; empty is the tiny default's "
-         "isolated cache, else $HF_HOME.", make="HF_HOME"),
+         "isolated cache, else $HF_HOME.", make="HF_HOME", make_from_shell=False),
     Knob("tags", "", _tags, "Comma-separated embodiment tags; empty is every tag of the checkpoint.", make="TAGS"),
     Knob("seed", 0, _int(0), "Seed of the flow-matching sampler and of the observations.", make="SEED", sides=("producer",)),
     Knob("batch_size", 2, _int(1), "Observations per embodiment.", make="BATCH", sides=("producer",)),
@@ -192,6 +195,47 @@ def for_side(values: dict[str, Any], side: str) -> dict[str, Any]:
     return {knob.name: values[knob.name] for knob in KNOBS if side in knob.sides}
 
 
+def default(name: str) -> Any:
+    """One knob's default, for the few library signatures that must carry one (the backends' ``sample``)."""
+    return BY_NAME[name].default
+
+
 def value(name: str, given: Any = None) -> Any:
     """One knob's effective, validated value (notebooks call this for parameters they own)."""
     return BY_NAME[name].resolve(given)[0]
+
+
+class Knobs:
+    """One side's knobs, each resolved once (explicit value > environment variable > default) and validated,
+    read as attributes (``knobs.seed``). What a notebook hands the library instead of a keyword argument per knob,
+    so no library signature spells a default again."""
+
+    def __init__(self, side: str, given: Any = None):
+        given = dict(given or {})
+        self.side = side
+        self._values = {k.name: k.resolve(given.get(k.name))[0] for k in KNOBS if side in k.sides}
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"{name!r} is not a knob of the {self.__dict__.get('side')} side "
+                             f"(it has {', '.join(values)})")
+
+    def replace(self, **changes: Any) -> "Knobs":
+        """The same knobs with ``changes`` (validated like any given value)."""
+        return Knobs(self.side, {**self._values, **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    @property
+    def tag_list(self) -> list[str] | None:
+        """``tags`` as a list; None (every tag of the checkpoint) when empty."""
+        return parse_list(self._values.get("tags"))
+
+
+def for_notebook(side: str, namespace: Any = None) -> Knobs:
+    """The knobs ``side``'s notebook takes (Knob.sides), read from ``namespace`` (its parameters: ``globals()``)."""
+    namespace = namespace or {}
+    return Knobs(side, {k.name: namespace.get(k.name) for k in KNOBS if side in k.sides})

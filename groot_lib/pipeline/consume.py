@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from groot_lib.core import checkpoint as ckpt
-from groot_lib.core import settings
-from groot_lib.core.atomic import atomic_write_bytes, atomic_write_text
+from groot_lib.core import report_folder, settings
+from groot_lib.core.atomic import atomic_write_bytes
 from groot_lib.core.artifact import Artifact, drop_prefetched, find_artifacts, load_artifact
 from groot_lib.compare.parity import (TagResult, decoded_parity, heatmap_title, model_parity, precision_study,
                                       preprocessor_parity, stage_parity)
@@ -29,12 +29,7 @@ from groot_lib.pipeline import handoff, progress
 from groot_lib.pipeline.replay import ReplaySet, replay_all
 from groot_lib.core.variants import DEFAULT_VARIANT
 
-VERDICTS_FILE = "verdicts.json"
 
-
-# LeRobot's import chain in steps (about 30 s on 2 CPU cores, the consumer's slowest part).
-WARM_UP_STEPS = ("torch", "transformers", "lerobot.policies.groot.modeling_groot",
-                 "lerobot.policies.groot.processor_groot")
 # The workbench's own imports for the checks and figures after the replay: while the producer works they cost
 # no wall time; after it, a second or two each report.
 WORKBENCH_STEPS = ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg", "groot_lib.compare.plots")
@@ -86,18 +81,18 @@ def warm_up(until=None) -> dict:
     producer's work; once the producer is done they stop, because a rerun whose LeRobot
     outputs are all stored needs none of them (any step left is imported on first use).
     """
-    from groot_lib.backends import lerobot as lb
-    from groot_lib.backends import process
+    from groot_lib.backends import contract, process
 
+    lb = contract.backend("lerobot")
     done, totals = [], {}
     with progress.span("consumer", "imports", totals):
-        for module in WARM_UP_STEPS:
+        for module in lb.IMPORTS:
             if until is not None and until():
                 break
             try:
                 importlib.import_module(module)
             except Exception:  # noqa: BLE001 - let the backend say what is missing and how to fix it
-                lb.require_lerobot()
+                lb.require()
                 raise
             done.append(module)
     with progress.span("consumer", "workbench imports"):
@@ -108,15 +103,6 @@ def warm_up(until=None) -> dict:
             done.append(module)
         process.imports_done()
     return {"seconds": round(totals["imports"], 2), "imported": done}
-
-
-def tolerances(atol=None, rtol=None) -> tuple[float, float]:
-    """Parameters win; else GROOT_PARITY_ATOL / GROOT_PARITY_RTOL; else 1e-3 (validated: finite, >= 0)."""
-    return settings.value("atol", atol), settings.value("rtol", rtol)
-
-
-def device_setting(device=None) -> str:
-    return settings.value("device", device)
 
 
 def load_artifacts(artifacts_dir, checkpoint: Path, tags=None, variants=None, *,
@@ -165,6 +151,7 @@ class ConsumerReport:
     figures: dict = field(default_factory=dict, repr=False)  # what heatmaps() drew, kept for the report folder
     sweep: list[SweepCaseResult] = field(default_factory=list)  # the input sweep, case by case (SWEEP=N)
     variants: list[str] = field(default_factory=list)  # the variants judged (the precision study needs two)
+    judged: dict = field(default_factory=dict)  # what the original's outputs were made with: seed, batch, checkpoint
 
     @property
     def passed(self) -> bool:
@@ -281,73 +268,84 @@ class ConsumerReport:
         return self._drawn_once("precision", lambda: [f for f in map(draw, self.precision) if f])
 
 
-def run_all(checkpoint, artifacts_dir, *, tags=None, atol=None, rtol=None, device=None, noise_mode: str = "seed",
-            variants=None, k=None, source: dict | None = None, store_dir=None,
-            trust_legacy=None, stage_mb=None, stages=None) -> ConsumerReport:
-    """LeRobot replays (reused when stored), then model + preprocessor parity and the precision study."""
+class Checks:
+    """Model, preprocessor and decoded-action parity of one artifact against LeRobot's replay of it, with the
+    checkpoint's layouts and statistics and the backbone's tokenizer loaded once: the same checks for a tag's fixed
+    observation and for each input-sweep case."""
+
+    def __init__(self, checkpoint: Path, knobs, tags: list[str]):
+        self.knobs = knobs
+        self.layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in tags}
+        self.statistics = ckpt.read_json(checkpoint / "statistics.json")
+        self.decoder = TokenDecoder(checkpoint)
+
+    def run(self, tag: str, replay, artifact: Artifact):
+        """(model, [preprocessor], why no preprocessor, decoded, why no decoded)."""
+        atol, rtol, layout = self.knobs.atol, self.knobs.rtol, self.layouts[tag]
+        model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=self.knobs.noise_mode, layout=layout)
+        if artifact.extra.get("upstream"):
+            model.notes += _upstream_notes(artifact, layout, replay)
+        pre, pre_missing = [], ""
+        if artifact.raw:
+            pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layout,
+                                      statistics=self.statistics.get(tag, {}), decode=self.decoder)
+        else:
+            pre_missing = ("the original's file holds no raw observations" + (
+                " (LeRobot's dump records only the collated inputs)" if artifact.extra.get("upstream") else ""))
+        return (model, pre, pre_missing, *decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layout))
+
+    def tag(self, tag: str, replay, artifact: Artifact) -> TagResult:
+        """A tag's fixed observation: every check, where its stages diverge, what preprocessing does to actions."""
+        model, pre, pre_missing, decoded, decoded_missing = self.run(tag, replay, artifact)
+        stages, missing = stage_parity(replay, artifact)
+        return TagResult(tag, self.layouts[tag], model, pre, replay.action_pred, artifact.action_pred,
+                         self.knobs.noise_mode, seconds=replay.seconds, stages=stages, stages_missing=missing,
+                         preprocessor_missing=pre_missing, preprocessing_effect=_preprocessing_effect(replay),
+                         decoded=decoded, decoded_missing=decoded_missing, lerobot_decoded=replay.decoded,
+                         original_decoded=artifact.decoded_action)
+
+    def case(self, tag: str, case: str, replay, artifact: Artifact) -> SweepCaseResult:
+        """One input-sweep case, under the fixed observation's rules and localisation."""
+        model, pre, _, decoded, _ = self.run(tag, replay, artifact)
+        stages, missing = stage_parity(replay, artifact)
+        return SweepCaseResult(tag, case, artifact.extra.get("sweep_case", {"case": case}),
+                               [model, *pre, *([decoded] if decoded else [])], stages, missing)
+
+
+def run_all(checkpoint, artifacts_dir, knobs=None, *, variants=None, source: dict | None = None,
+            store_dir=None) -> ConsumerReport:
+    """LeRobot replays (reused when stored), then model + preprocessor parity and the precision study.
+
+    ``knobs``: the consumer's settings (``settings.for_notebook("consumer", ...)``; None: defaults and environment);
+    ``variants``: the variants to judge (default: every variant the artifacts folder holds)."""
     from groot_lib.backends import process
     from groot_lib.core.artifact import find_variants
 
-    noise_mode = settings.value("noise_mode", noise_mode)
-    tags, variants = settings.parse_list(tags), settings.parse_list(variants)
+    knobs = knobs or settings.for_notebook("consumer")
     checkpoint = ckpt.resolve_checkpoint(checkpoint)
-    atol, rtol = tolerances(atol, rtol)
-    k = settings.value("precision_k", k)
-    device = process.resolve_device(device_setting(device))
-    variants = variants or find_variants(artifacts_dir)
-    artifacts = load_artifacts(artifacts_dir, checkpoint, tags, variants,
-                               trust_legacy=settings.value("trust_legacy", trust_legacy))
-    if noise_mode == "inject":
+    device = process.resolve_device(knobs.device)
+    variants = settings.parse_list(variants) or find_variants(artifacts_dir)
+    artifacts = load_artifacts(artifacts_dir, checkpoint, knobs.tag_list, variants, trust_legacy=knobs.trust_legacy)
+    if knobs.noise_mode == "inject":
         lacking = [a.path.name for a in artifacts[DEFAULT_VARIANT].values() if a.initial_noise is None]
         if lacking:
             raise ParityError(f"noise_mode='inject' but {', '.join(lacking)} in {artifacts_dir} have no "
                               "out::initial_noise; re-run the producer, or use noise_mode='seed'")
     sweep = load_sweep(artifacts_dir, checkpoint, list(artifacts[DEFAULT_VARIANT]))
     drop_prefetched()
-    replays = replay_all(checkpoint, artifacts, variants=variants, device=device, noise_mode=noise_mode,
-                         store_dir=store_dir, stage_mb=settings.value("stage_mb", stage_mb),
-                         stages=settings.value("stages", stages), atol=atol, rtol=rtol, sweep=sweep)
-    layouts = {tag: ckpt.embodiment_layout(checkpoint, tag) for tag in artifacts[DEFAULT_VARIANT]}
-    statistics = ckpt.read_json(checkpoint / "statistics.json")
-    decoder = TokenDecoder(checkpoint)
-
-    def checks(tag: str, replay, artifact: Artifact):
-        """Model, preprocessor and decoded-action parity of one artifact: (model, [preprocessor], why no
-        preprocessor, decoded, why no decoded), the same for a tag's fixed observation and each input-sweep case."""
-        model = model_parity(replay, artifact, atol=atol, rtol=rtol, noise_mode=noise_mode, layout=layouts[tag])
-        if artifact.extra.get("upstream"):
-            model.notes += _upstream_notes(artifact, layouts[tag], replay)
-        pre, pre_missing = [], ""
-        if artifact.raw:
-            pre = preprocessor_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag],
-                                      statistics=statistics.get(tag, {}), decode=decoder)
-        else:
-            pre_missing = ("the original's file holds no raw observations" + (
-                " (LeRobot's dump records only the collated inputs)" if artifact.extra.get("upstream") else ""))
-        return (model, pre, pre_missing, *decoded_parity(replay, artifact, atol=atol, rtol=rtol, layout=layouts[tag]))
-
-    swept = []
-    for (tag, case), artifact in sweep.items():
-        replay = replays.sweep[(tag, case)]
-        model, pre, _, decoded, _ = checks(tag, replay, artifact)
-        stages, missing = stage_parity(replay, artifact)
-        swept.append(SweepCaseResult(tag, case, artifact.extra.get("sweep_case", {"case": case}),
-                                     [model, *pre, *([decoded] if decoded else [])], stages, missing))
-    results = []
-    for tag, artifact in artifacts[DEFAULT_VARIANT].items():
-        replay = replays.replays[(tag, DEFAULT_VARIANT)]
-        model, pre, pre_missing, decoded, decoded_missing = checks(tag, replay, artifact)
-        stages, missing = stage_parity(replay, artifact)
-        results.append(TagResult(tag, layouts[tag], model, pre, replay.action_pred, artifact.action_pred, noise_mode,
-                                 seconds=replay.seconds, stages=stages, stages_missing=missing,
-                                 preprocessor_missing=pre_missing,
-                                 preprocessing_effect=_preprocessing_effect(replay), decoded=decoded,
-                                 decoded_missing=decoded_missing, lerobot_decoded=replay.decoded,
-                                 original_decoded=artifact.decoded_action))
-    precision = precision_study(replays, artifacts, variants, layouts=layouts, k=k)
-    refused = {**(source or {}).get("refused", {}), **replays.refused}
-    return ConsumerReport(results, precision, replays, refused, k, noise_mode,
-                          timings=dict(replays.timings), sweep=swept, variants=list(variants))
+    replays = replay_all(checkpoint, artifacts, knobs, variants=variants, device=device, store_dir=store_dir,
+                         sweep=sweep)
+    checks = Checks(checkpoint, knobs, list(artifacts[DEFAULT_VARIANT]))
+    results = [checks.tag(tag, replays.replays[(tag, DEFAULT_VARIANT)], artifact)
+               for tag, artifact in artifacts[DEFAULT_VARIANT].items()]
+    swept = [checks.case(tag, case, replays.sweep[(tag, case)], artifact) for (tag, case), artifact in sweep.items()]
+    precision = precision_study(replays, artifacts, variants, layouts=checks.layouts, k=knobs.precision_k)
+    first = next(iter(artifacts[DEFAULT_VARIANT].values()))
+    judged = {"seed": first.seed, "batch_size": first.batch_size,
+              "checkpoint fingerprint": ckpt.fingerprint(checkpoint)["fingerprint"]}
+    return ConsumerReport(results, precision, replays, {**(source or {}).get("refused", {}), **replays.refused},
+                          knobs.precision_k, knobs.noise_mode, timings=dict(replays.timings), sweep=swept,
+                          variants=list(variants), judged=judged)
 
 
 class TokenDecoder:
@@ -455,7 +453,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "passed": report.passed,
         "suspect": [f"{c.tag} / {c.check} / {c.name}" for c in report.suspect],
         "source": source,
-        "settings": {**settings, "precision_k": report.k},
+        "settings": {**settings, "precision_k": report.k, **report.judged},
         "lerobot": {"code": report.replays.code,
                     "machine": next((p["machine"] for p in provenances if p.get("machine")), machine.cpu_info())},
         "rows": [c.as_row() for r in report.results for c in r.comparisons],
@@ -485,5 +483,4 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "notes": report.replays.notes,
         "timings": {**report.timings, "peak_rss_mb": runinfo.peak_rss_mb()},
     }
-    path = Path(output_dir) / VERDICTS_FILE
-    return atomic_write_text(path, json.dumps(json_safe(payload), indent=2, default=float, allow_nan=False) + "\n")
+    return report_folder.write_verdicts(Path(output_dir), json.loads(json.dumps(json_safe(payload), default=float)))

@@ -18,15 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from groot_lib.core import checkpoint as ckpt
+from groot_lib.core import settings
 from groot_lib.core import code_identity
 from groot_lib.core.artifact import Artifact
 from groot_lib.core.atomic import atomic_save_npz
 from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, file_digest
 from groot_lib.core.variants import DEFAULT_VARIANT, plan
 from groot_lib.pipeline import progress
-from groot_lib.pipeline.driver import Job, get_or_compute
+from groot_lib.pipeline import driver
+from groot_lib.pipeline.driver import Job
 
 REPLAY_SCHEMA = "groot-parity-lerobot-replay/1"
+BACKEND = "lerobot"  # reached through backends.contract.backend, which checks it
+# the groot_lib code a stored replay is keyed by: every module these import (core.store.module_closure); the
+# backend is named, since the contract imports it by name at run time
+KEY_CODE = ("pipeline.replay", f"backends.{BACKEND}")
 PRE = "pre."  # prefix of preprocessor outputs inside a replay
 STAGE = "stage."  # prefix of the parity replay's named stages (backends/stage_hooks.py) inside a replay
 DECODED, DECODED_CONFIGURED = "decoded_action", "decoded_action_configured"  # see _decoded
@@ -133,73 +139,175 @@ def _write(path: Path, key: str, arrays: dict[str, np.ndarray], info: dict) -> N
                            "meta::info": np.array(json.dumps(info, default=str)), **arrays})
 
 
-def _compute(loaded, checkpoint: Path, ref: Artifact, source: Artifact, *, reference: bool, noise_mode: str,
-             study: bool, notes: list[str], stage_mb: float = 256, stages: str = "auto",
-             tolerances: tuple[float, float] = (1e-3, 1e-3)) -> dict[str, np.ndarray]:
-    """Reference variant: the parity replay (+ an injected-noise replay for the study when the
-    seeded noise differs) and the preprocessor run. Other variants: one replay from ref's noise."""
-    from groot_lib.backends import lerobot as lb
-    from groot_lib.backends import stage_hooks
-    from groot_lib.compare.expected_gap import needs_localising
+@dataclass
+class ReplayRun:
+    """LeRobot's jobs for one report (driver.Runner): one replay per (tag, variant) and per input-sweep case, each
+    keyed by ``base`` and its own tag, variant, artifact bytes and noise. The reference (fp32) variant's replay
+    also runs LeRobot's preprocessor and postprocessor on the raw observations and, when its parity fails or is
+    SUSPECT (STAGES=auto) or always (STAGES=all), captures its named stages and re-runs them on the original's
+    recorded stage inputs."""
 
-    recorded_noise = ref.initial_noise
-    if not reference:
-        if recorded_noise is None:
-            notes.append(f"{ref.path.name}: no recorded initial noise; {source.variant} replay of {ref.embodiment_tag} "
-                         "is seeded instead, so its noise floor also includes RNG differences")
-        return {"action_pred": lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]}
-    noise = recorded_noise if noise_mode == "inject" else None
-    capture = bool(stage_mb) and stages == "all" and bool(ref.stages)
-    out = lb.sample(loaded, source.inputs, seed=source.seed, noise=noise, capture_stages=capture, stage_mb=stage_mb)
-    localise = capture or (bool(stage_mb) and stages == "auto" and bool(ref.stages) and needs_localising(
-        out["action_pred"], ref, atol=tolerances[0], rtol=tolerances[1], lerobot_device=loaded.device))
-    captured = out.get("stages", {})
-    if localise:  # parity fails or is SUSPECT: the same run again, now with its stages and their inputs (what a
-        # stage that adds no error of its own was given differently: compare.stages.input_differences)
-        captured = lb.sample(loaded, source.inputs, seed=source.seed, noise=noise, capture_stages=True,
-                             stage_inputs=True, stage_mb=stage_mb)["stages"]
-    arrays = {"action_pred": out["action_pred"], **{STAGE + k: v for k, v in captured.items()}}
-    if localise and any(k.endswith(stage_hooks.INPUTS) for k in ref.stages):
-        reruns, skipped = stage_hooks.rerun(loaded.model, ref.stages, device=loaded.device, model_inputs=ref.inputs)
-        arrays.update({RERUN + k: v for k, v in reruns.items()})
-        if skipped:
-            notes.append(f"{source.embodiment_tag}: {len(skipped)} stage(s) not re-run on the original's inputs, e.g. "
-                         f"{next(iter(skipped))}: {next(iter(skipped.values()))}")
-    if "initial_noise" in out:
-        arrays["initial_noise"] = out["initial_noise"]
-    if study:
-        same_noise = noise_mode == "inject" or (
-            recorded_noise is not None and "initial_noise" in out
-            and np.array_equal(out["initial_noise"], recorded_noise))
-        arrays["study_pred"] = out["action_pred"] if same_noise or recorded_noise is None else \
-            lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded_noise)["action_pred"]
-    if not source.raw:  # LeRobot's own dumps record only the collated inputs
+    checkpoint: Path
+    artifacts: dict  # variant -> tag -> Artifact
+    sweep: dict  # (tag, case) -> Artifact
+    knobs: object  # settings.Knobs of the consumer: noise_mode, stages, stage_mb, atol, rtol
+    device: str
+    study: bool  # a precision study runs: the reference replay also keeps its run from the recorded noise
+    store_dir: Path
+    base: dict  # key_base
+    backend: object  # backends.lerobot, checked against the contract (backends.contract.backend)
+    result: ReplaySet
+    digests: dict = field(default_factory=dict)  # artifact path -> its bytes' digest, hashed once
+    side = "consumer"
+
+    def digest(self, artifact: Artifact) -> str:
+        if artifact.path not in self.digests:
+            self.digests[artifact.path] = file_digest(artifact.path)
+        return self.digests[artifact.path]
+
+    @property
+    def stage_mb(self) -> float:
+        return self.knobs.stage_mb if self.knobs.stages != "off" else 0
+
+    def jobs(self, variant) -> list[Job]:
+        reference = variant.name == DEFAULT_VARIANT
+        refs, jobs = self.artifacts[DEFAULT_VARIANT], []
+        for tag, ref in refs.items():
+            source = self.artifacts.get(variant.name, {}).get(tag, ref)
+            fields = {**self.base, "tag": tag, "variant": variant.name, "artifact": self.digest(source),
+                      **({"noise_mode": self.knobs.noise_mode, "study": self.study} if reference
+                         else {"noise": self.digest(ref)})}
+            key = content_key(fields)
+            jobs.append(Job(tag, variant, key, entry_path(self.store_dir, "lerobot", tag, variant.name, key),
+                            {"ref": ref, "source": source, "reference": reference, "case": None}))
+        for (tag, case), art in self.sweep.items() if reference else ():  # the input sweep: one load for all
+            key = content_key({**self.base, "tag": tag, "variant": variant.name, "artifact": self.digest(art),
+                               "noise_mode": self.knobs.noise_mode, "sweep": case})
+            jobs.append(Job(tag, variant, key, entry_path(self.store_dir, "lerobot", f"{tag}.{case}", variant.name,
+                                                          key),
+                            {"ref": art, "source": art, "reference": True, "case": case}))
+        return jobs
+
+    def read(self, job: Job):
+        """A stored replay, unless STAGES=auto now needs the stages it was stored without (new tolerances can turn
+        a PASS into a FAIL): tolerances alone never recompute a replay that already has what the verdict needs."""
+        from groot_lib.compare.expected_gap import needs_localising
+
+        stored = _read(job.path, job.key, self.result.notes)
+        if stored is None or not job.context["reference"] or self.knobs.stages != "auto" or not self.stage_mb:
+            return stored
+        ref = job.context["ref"]
+        if ref.stages and not any(k.startswith(STAGE) for k in stored[0]) and needs_localising(
+                stored[0]["action_pred"], ref, atol=self.knobs.atol, rtol=self.knobs.rtol, lerobot_device=self.device):
+            self.result.notes.append(f"{job.tag}: the stored replay has no stages and its parity now fails or is "
+                                     "SUSPECT: recomputing it with its stages")
+            return None
+        return stored
+
+    def load(self, variant, todo: list[Job]):
+        progress.note("consumer", f"loading LeRobot ({variant.name}, {self.device}) for {len(todo)} tag(s)")
+        return self.backend.load(self.checkpoint, ckpt.embodiment_layout(self.checkpoint, todo[0].tag),
+                                 variant=variant, device=self.device)
+
+    def compute(self, loaded, job: Job) -> tuple[dict, dict]:
+        from groot_lib.backends import contract
+
+        start = time.perf_counter()
+        ref, source = job.context["ref"], job.context["source"]
+        arrays = self._parity(loaded, ref, source, study=self.study and not job.context["case"]) \
+            if job.context["reference"] else self._low_precision(loaded, ref, source)
+        info = {"provenance": contract.provenance_once(self.backend, loaded),
+                "seconds": time.perf_counter() - start, "stages": self.knobs.stages}
+        return arrays, info
+
+    def store(self, job: Job, done: tuple[dict, dict]) -> tuple[dict, dict]:
+        _write(job.path, job.key, *done)
+        return done
+
+    def settled(self, outcome) -> None:
+        job, case = outcome.job, outcome.job.context["case"]
+        progress.note("consumer", f"{job.tag} {job.variant.name}{f' sweep {case}' if case else ''}: LeRobot "
+                                  f"{outcome.status}" + (f" in {outcome.seconds:.1f} s" if outcome.status == "computed"
+                                                         else ""))
+        replay = Replay(job.tag, job.variant.name, outcome.status, *outcome.value, path=job.path)
+        if case:
+            self.result.sweep[(job.tag, case)] = replay
+        else:
+            self.result.replays[(job.tag, job.variant.name)] = replay
+
+    def _low_precision(self, loaded, ref: Artifact, source: Artifact) -> dict[str, np.ndarray]:
+        """A low-precision variant: one replay from the reference artifact's recorded noise."""
+        if ref.initial_noise is None:
+            self.result.notes.append(f"{ref.path.name}: no recorded initial noise; {source.variant} replay of "
+                                     f"{ref.embodiment_tag} is seeded instead, so its noise floor also includes RNG "
+                                     "differences")
+        return {"action_pred": self.backend.sample(loaded, source.inputs, seed=source.seed,
+                                                   noise=ref.initial_noise)["action_pred"]}
+
+    def _parity(self, loaded, ref: Artifact, source: Artifact, *, study: bool) -> dict[str, np.ndarray]:
+        """The reference variant: the parity replay (its stages when localising), the study's replay from the
+        recorded noise when the seeded noise differs, and LeRobot's pre- and postprocessing of the raw
+        observations."""
+        lb, recorded = self.backend, ref.initial_noise
+        noise = recorded if self.knobs.noise_mode == "inject" else None
+        out = lb.sample(loaded, source.inputs, seed=source.seed, noise=noise)
+        arrays = {"action_pred": out["action_pred"], **self._stages(loaded, ref, source, noise, out["action_pred"])}
+        if "initial_noise" in out:
+            arrays["initial_noise"] = out["initial_noise"]
+        if study:
+            same = self.knobs.noise_mode == "inject" or recorded is None or (
+                "initial_noise" in out and np.array_equal(out["initial_noise"], recorded))
+            arrays["study_pred"] = out["action_pred"] if same else \
+                lb.sample(loaded, source.inputs, seed=source.seed, noise=recorded)["action_pred"]
+        if source.raw:  # LeRobot's own dumps record only the collated inputs
+            arrays.update(self._processors(loaded, ref, source, out.get("initial_noise")))
         return arrays
-    layout = ckpt.embodiment_layout(checkpoint, source.embodiment_tag)
-    arrays.update(_decoded(loaded, layout, source.raw, ref.action_pred))
-    preprocessed = lb.preprocess(loaded, layout, source.raw)
-    arrays.update({PRE + k: v for k, v in preprocessed.items()})
-    # the end-to-end effect of preprocessing: the same model and noise on LeRobot's own inputs
-    own = {name: preprocessed[name.split(".", 1)[-1]] for name in source.inputs
-           if name.split(".", 1)[-1] in preprocessed}
-    if len(own) == len(source.inputs):
-        try:
-            arrays["e2e_pred"] = lb.sample(loaded, own, seed=source.seed, noise=out.get("initial_noise"))["action_pred"]
-        except Exception as exc:  # noqa: BLE001 - inputs the model cannot take are themselves the finding
-            notes.append(f"{source.embodiment_tag}: LeRobot's model could not run on LeRobot's own preprocessed "
-                         f"inputs ({type(exc).__name__}: {str(exc)[:200]})")
-    return arrays
+
+    def _stages(self, loaded, ref: Artifact, source: Artifact, noise, action_pred) -> dict[str, np.ndarray]:
+        """LeRobot's named stages and their inputs (what a stage that adds no error of its own was given
+        differently: compare.stage_diff.input_differences), and each stage re-run on the original's recorded stage
+        inputs (the error it adds), when the tag is localised: always under STAGES=all, under STAGES=auto when
+        its parity fails or is SUSPECT by the verdict's own rules."""
+        from groot_lib.backends import contract
+        from groot_lib.compare.expected_gap import needs_localising
+
+        stages, stage_mb = self.knobs.stages, self.stage_mb
+        if not (stage_mb and ref.stages and (stages == "all" or stages == "auto" and needs_localising(
+                action_pred, ref, atol=self.knobs.atol, rtol=self.knobs.rtol, lerobot_device=loaded.device))):
+            return {}
+        captured = self.backend.sample(loaded, source.inputs, seed=source.seed, noise=noise, capture_stages=True,
+                                       stage_inputs=True, stage_mb=stage_mb)["stages"]
+        reruns, skipped = contract.rerun_stages(loaded, ref.stages, model_inputs=ref.inputs)
+        if skipped:
+            self.result.notes.append(f"{source.embodiment_tag}: {len(skipped)} stage(s) not re-run on the original's "
+                                     f"inputs, e.g. {next(iter(skipped))}: {next(iter(skipped.values()))}")
+        return {**{STAGE + k: v for k, v in captured.items()}, **{RERUN + k: v for k, v in reruns.items()}}
+
+    def _processors(self, loaded, ref: Artifact, source: Artifact, initial_noise) -> dict[str, np.ndarray]:
+        """LeRobot's postprocessor on the original's action_pred, its preprocessor on the raw observations, and
+        the end-to-end effect of preprocessing: the same model and noise on LeRobot's own inputs."""
+        layout = ckpt.embodiment_layout(self.checkpoint, source.embodiment_tag)
+        arrays = _decoded(self.backend, loaded, layout, source.raw, ref.action_pred)
+        preprocessed = self.backend.preprocess(loaded, layout, source.raw)
+        arrays.update({PRE + k: v for k, v in preprocessed.items()})
+        own = {name: preprocessed[name.split(".", 1)[-1]] for name in source.inputs
+               if name.split(".", 1)[-1] in preprocessed}
+        if len(own) == len(source.inputs):
+            try:
+                arrays["e2e_pred"] = self.backend.sample(loaded, own, seed=source.seed, noise=initial_noise)["action_pred"]
+            except Exception as exc:  # noqa: BLE001 - inputs the model cannot take are themselves the finding
+                self.result.notes.append(f"{source.embodiment_tag}: LeRobot's model could not run on LeRobot's own "
+                                         f"preprocessed inputs ({type(exc).__name__}: {str(exc)[:200]})")
+        return arrays
 
 
-def _decoded(loaded, layout, raw, action_pred) -> dict[str, np.ndarray]:
+def _decoded(backend, loaded, layout, raw, action_pred) -> dict[str, np.ndarray]:
     """LeRobot's postprocessor on the original's ``action_pred`` (so only decoding differs): the policy-level
     decode the verdict compares, plus what LeRobot's default environment transform makes of it when it has one.
     A postprocessor that raises is itself the finding (``decode_error``)."""
-    from groot_lib.backends import lerobot as lb
-
     try:
-        out = {DECODED: lb.decode(loaded, layout, raw, action_pred)}
-        transform, configured = lb.decode_as_configured(loaded, layout, raw, action_pred)
+        out = {DECODED: backend.decode(loaded, layout, raw, action_pred)}
+        transform, configured = backend.decode_as_configured(loaded, layout, raw, action_pred)
     except Exception as exc:  # noqa: BLE001 - reported by compare.parity.decoded_parity
         return {DECODE_ERROR: np.array(f"{type(exc).__name__}: {str(exc)[:500]}")}
     if transform:
@@ -215,103 +323,33 @@ def key_base(checkpoint: Path, *, device: str, lerobot: dict, stage_mb: float, s
     from groot_lib.backends import math_stack
     from groot_lib.core import runinfo
 
-    return {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest("pipeline.replay"),
+    return {"schema": REPLAY_SCHEMA, "device": device, "code": code_digest(*KEY_CODE),
             "lerobot_code": lerobot["code"], "checkpoint_files": ckpt.input_signature(checkpoint, os.environ.get("HF_HOME")),
             "machine": math_stack.machine_info(device),
             "versions": runinfo.versions("lerobot", "torch", "transformers", "numpy"), "stage_mb": stage_mb,
             "stages": stages}
 
 
-def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], *, variants: list[str], device: str,
-               noise_mode: str = "seed", store_dir=None, stage_mb: float = 256, stages: str = "auto",
-               atol: float = 1e-3, rtol: float = 1e-3,
-               sweep: dict[tuple[str, str], Artifact] | None = None) -> ReplaySet:
+def replay_all(checkpoint: Path, artifacts: dict[str, dict[str, Artifact]], knobs=None, *, variants: list[str],
+               device: str, store_dir=None, sweep: dict[tuple[str, str], Artifact] | None = None) -> ReplaySet:
     """LeRobot under each runnable variant (fp32 reference first), reusing stored replays.
 
-    ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant; ``sweep`` maps
-    (tag, case) -> the input sweep's artifacts (core/sweep_cases.py), replayed under the reference variant only.
+    ``artifacts`` maps variant -> tag -> Artifact and must hold the reference variant; ``sweep`` maps (tag, case)
+    -> the input sweep's artifacts (core/sweep_cases.py), replayed under the reference variant only; ``knobs``: the
+    consumer's settings (``settings.for_notebook("consumer", ...)``; None: defaults and environment).
     """
-    from groot_lib.backends import lerobot as lb
     from groot_lib.backends import contract
-    from groot_lib.compare.expected_gap import needs_localising
 
-    store_dir = Path(store_dir) if store_dir else DEFAULT_ROOT
-    runnable, refused = plan(variants, device, kernel=lb.KERNEL)
-    result = ReplaySet(refused=refused)
-    refs = artifacts[DEFAULT_VARIANT]
-    study = len(runnable) > 1
+    knobs = knobs or settings.for_notebook("consumer")
+    backend = contract.backend(BACKEND)
+    runnable, refused = plan(variants, device, kernel=backend.KERNEL)
     lerobot = code_identity.package_identity("lerobot")
-    base = key_base(checkpoint, device=device, lerobot=lerobot, stage_mb=stage_mb, stages=stages)
-    result.code = lerobot
-    digests: dict[Path, str] = {}
-
-    def digest(artifact: Artifact) -> str:  # each artifact is hashed once, however many variants use it
-        if artifact.path not in digests:
-            digests[artifact.path] = file_digest(artifact.path)
-        return digests[artifact.path]
-
+    run = ReplayRun(checkpoint, artifacts, dict(sweep or {}), knobs, device, study=len(runnable) > 1,
+                    store_dir=Path(store_dir) if store_dir else DEFAULT_ROOT, backend=backend,
+                    base=key_base(checkpoint, device=device, lerobot=lerobot,
+                                  stage_mb=knobs.stage_mb if knobs.stages != "off" else 0, stages=knobs.stages),
+                    result=ReplaySet(refused=refused, code=lerobot))
     timings: dict[str, float] = {}
-
-    def jobs_for(variant):
-        reference = variant.name == DEFAULT_VARIANT
-        jobs = []
-        for tag, ref in refs.items():
-            source = artifacts.get(variant.name, {}).get(tag, ref)
-            fields = {**base, "tag": tag, "variant": variant.name, "artifact": digest(source)}
-            fields.update({"noise_mode": noise_mode, "study": study} if reference else {"noise": digest(ref)})
-            key = content_key(fields)
-            jobs.append(Job(tag, variant, key, entry_path(store_dir, "lerobot", tag, variant.name, key),
-                            {"ref": ref, "source": source, "reference": reference}))
-        for (tag, case), art in (sweep or {}).items() if reference else ():  # the input sweep: one load for all
-            key = content_key({**base, "tag": tag, "variant": variant.name, "artifact": digest(art),
-                               "noise_mode": noise_mode, "sweep": case})
-            jobs.append(Job(tag, variant, key, entry_path(store_dir, "lerobot", f"{tag}.{case}", variant.name, key),
-                            {"ref": art, "source": art, "reference": True, "case": case}))
-        return jobs
-
-    def compute(loaded, job):
-        start = time.perf_counter()
-        case = job.context.get("case")
-        arrays = _compute(loaded, checkpoint, job.context["ref"], job.context["source"],
-                          reference=job.context["reference"], noise_mode=noise_mode, study=study and not case,
-                          notes=result.notes, stage_mb=stage_mb, stages=stages, tolerances=(atol, rtol))
-        info = {"provenance": contract.provenance_once(lb, loaded),
-                "seconds": time.perf_counter() - start, "stages": stages}
-        return arrays, info
-
-    def store(job, done):
-        _write(job.path, job.key, *done)
-        return done
-
-    def load(variant, todo):
-        progress.note("consumer", f"loading LeRobot ({variant.name}, {device}) for {len(todo)} tag(s)")
-        return lb.load(checkpoint, ckpt.embodiment_layout(checkpoint, todo[0].tag), variant=variant, device=device)
-
-    def read(job):
-        """A stored replay, unless STAGES=auto now needs the stages it was stored without (new tolerances can turn
-        a PASS into a FAIL): tolerances alone never recompute a replay that already has what the verdict needs."""
-        stored = _read(job.path, job.key, result.notes)
-        if stored is None or not job.context["reference"] or stages != "auto" or not stage_mb:
-            return stored
-        ref = job.context["ref"]
-        if ref.stages and not any(k.startswith(STAGE) for k in stored[0]) and needs_localising(
-                stored[0]["action_pred"], ref, atol=atol, rtol=rtol, lerobot_device=device):
-            result.notes.append(f"{job.tag}: the stored replay has no stages and its parity now fails or is "
-                                "SUSPECT: recomputing it with its stages")
-            return None
-        return stored
-
-    outcomes = get_or_compute(runnable, jobs_for, read=read,
-                              load=load, compute=compute, store=store, side="consumer", timings=timings,
-                              failed=result.refused)
-    for o in outcomes:
-        case = o.job.context.get("case")
-        progress.note("consumer", f"{o.job.tag} {o.job.variant.name}{f' sweep {case}' if case else ''}: LeRobot "
-                                  f"{o.status}" + (f" in {o.seconds:.1f} s" if o.status == "computed" else ""))
-        replay = Replay(o.job.tag, o.job.variant.name, o.status, *o.value, path=o.job.path)
-        if case:
-            result.sweep[(o.job.tag, case)] = replay
-        else:
-            result.replays[(o.job.tag, o.job.variant.name)] = replay
-    result.timings = {k: round(v, 2) for k, v in timings.items()}
-    return result
+    driver.run(run, runnable, timings=timings, failed=run.result.refused)
+    run.result.timings = {k: round(v, 2) for k, v in timings.items()}
+    return run.result

@@ -37,10 +37,11 @@ class ProducerResult:
                 "notes": self.notes, "timings": self.timings, **extra}
 
 
-def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], reason: str,
-                   *, seed: int, batch_size: int, refused: dict[str, str] | None = None,
-                   which: str = "cpu", sweep: int = 0) -> ProducerResult:
-    """Copy the committed recordings of ``which`` device (validated against the checkpoint) into ``output_dir``."""
+def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants: list[str], knobs, *, reason: str,
+                   refused: dict[str, str] | None = None) -> ProducerResult:
+    """Copy the committed recordings (of the device ``knobs.recordings`` names; seed, batch and sweep from
+    ``knobs``), validated against the checkpoint, into ``output_dir``."""
+    seed, batch_size, which, sweep = knobs.seed, knobs.batch_size, knobs.recordings, knobs.sweep
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
     gap = tiny_layout.recordings_gap(seed, batch_size, variants, which, checkpoint, sweep)
     if gap:

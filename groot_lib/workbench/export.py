@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from groot_lib.core import settings, upstream
+from groot_lib.core import report_folder, settings, upstream
 from groot_lib.core.artifact import DEFAULT_VARIANT, find_artifacts, find_variants, load_artifact
 from groot_lib.core.atomic import atomic_write_text
 from groot_lib.core.errors import ParityError
@@ -193,8 +193,7 @@ def export_message(report: Path, out: Path, written: list[Path], loaded: dict, *
     first = next(iter(loaded.values()))
     environment = first.extra.get("environment") or {}
     checkpoint = environment.get("checkpoint") or _report_checkpoint(report)
-    hf_home = environment.get("hf_home") or (str(tiny_layout.TINY_HF_HOME)
-                                             if checkpoint and tiny_layout.is_embedded(checkpoint) else None)
+    hf_home = tiny_layout.hf_home_for(checkpoint, environment.get("hf_home")) if checkpoint else None
     source = Path(lerobot_src).expanduser() if lerobot_src else None
     notes = []
     if failed:
@@ -223,8 +222,8 @@ def export_message(report: Path, out: Path, written: list[Path], loaded: dict, *
 
 def _report_checkpoint(report: Path) -> str | None:
     try:
-        return json.loads((report / "verdicts.json").read_text())["settings"]["checkpoint"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return report_folder.read_verdicts(report).settings["checkpoint"]
+    except (ParityError, KeyError):  # no (readable) verdicts: the command says <checkpoint>
         return None
 
 

@@ -38,6 +38,14 @@ def _default(value) -> str:
     return "" if value is None else str(int(value)) if isinstance(value, bool) else str(value)
 
 
+def knob_rows() -> list[dict[str, str]]:
+    """One row per knob: name, make variable, flag, environment variable ("" when none), default as make takes it
+    ("" when empty), help. ``make help`` (knobs with a make variable) and the docs' settings table
+    (``workbench/docs_hooks.py``) both render these."""
+    return [{"name": knob.name, "make": knob.make or "", "flag": knob.flag, "env": knob.env or "",
+             "default": _default(knob.default), "help": knob.help} for knob in KNOBS]
+
+
 def render(makefile: Path = MAKEFILE, width: int = 110) -> str:
     listed = targets(makefile)
     pad = max(len(name) for name, _ in listed) + 2
@@ -47,12 +55,18 @@ def render(makefile: Path = MAKEFILE, width: int = 110) -> str:
     lines += [f"  {name:<{pad}}{wrap(text, pad + 2).lstrip()}" for name, text in listed]
     lines += ["", "report knobs, as make report VAR=value, shown with their defaults [and environment variable, and flag of",
               "./gr00t-parity report]; every value is checked before any kernel starts:"]
-    for knob in KNOBS:
-        if knob.make:
-            lines.append(f"  {knob.make}={_default(knob.default)}  [{f'${knob.env}, ' if knob.env else ''}{knob.flag}]")
-            lines.append(wrap(knob.help, 6))
+    for row in (row for row in knob_rows() if row["make"]):
+        env = f"${row['env']}, " if row["env"] else ""
+        lines.append(f"  {row['make']}={row['default']}  [{env}{row['flag']}]")
+        lines.append(wrap(row["help"], 6))
     return "\n".join(lines)
 
 
+def knob_flags() -> str:
+    """``MAKE:--flag:any|cmdline`` for every knob with a make variable: what the Makefile's REPORT_ARGS forwards
+    (``cmdline``: only when given on make's command line), so the Makefile lists no knob itself."""
+    return " ".join(f"{k.make}:{k.flag}:{'any' if k.make_from_shell else 'cmdline'}" for k in KNOBS if k.make)
+
+
 if __name__ == "__main__":
-    print(render(*(Path(a) for a in sys.argv[1:2])))
+    print(knob_flags() if sys.argv[1:] == ["--flags"] else render(*(Path(a) for a in sys.argv[1:2])))

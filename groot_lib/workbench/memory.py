@@ -26,6 +26,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from groot_lib.core import settings
+
 GB = 1e9
 FOOTPRINT_GB = {"producer": 0.8, "consumer": 1.0}
 LOAD_FACTOR = 1.25
@@ -83,7 +85,8 @@ def free_gpu_bytes() -> int | None:
         return None
 
 
-def plan(checkpoint: Path, *, device: str, schedule: str = "auto", memory_gb: float = 0.0) -> MemoryPlan:
+def plan(checkpoint: Path, *, device: str, schedule: str = settings.default("schedule"),
+         memory_gb: float = settings.default("memory_gb")) -> MemoryPlan:
     """Overlap or sequential, with the numbers; raises SettingError when one side alone cannot fit."""
     from groot_lib.core.errors import SettingError
 

@@ -125,27 +125,23 @@ def _anchor(tag: str) -> str:
 MATRIX_SKIPS = ("stage localisation", "precision study")  # not matrix columns: said in the "where" and notes
 
 
-def cells(verdicts: dict) -> dict[tuple[str, str], tuple[str, str]]:
-    """(tag, column) -> (status, what and how much) for every cell of the verdict matrix: each check of each
-    embodiment, each precision variant, the input sweep, and the checks that could not run ("not compared")."""
-    from groot_lib.workbench.summary import check_cell, precision_cell, sweep_cell
+def cells(verdicts) -> dict[tuple[str, str], tuple[str, str]]:
+    """(tag, column) -> (status, what and how much) for every cell of the verdict matrix (report_folder.Verdicts):
+    each check of each embodiment, each precision variant, the input sweep, and the checks that could not run."""
+    from groot_lib.workbench.summary import by_cell, check_cell, precision_cell, sweep_cell
 
-    out: dict[tuple[str, str], tuple[str, str]] = {}
-    rows = verdicts.get("rows", [])
-    for key in dict.fromkeys((r["tag"], r["check"]) for r in rows):
-        out[key] = check_cell([r for r in rows if (r["tag"], r["check"]) == key])
-    for item in verdicts.get("not_compared", []):
-        if item["tag"] != "*" and not item["check"].startswith(MATRIX_SKIPS):
-            out.setdefault((item["tag"], item["check"]), ("not compared", item["why"]))
-    for row in verdicts.get("precision", []):
-        out[(row["tag"], f"precision {row['variant']}")] = precision_cell(row)
-    summary = (verdicts.get("sweep") or {}).get("summary", [])
-    for tag in dict.fromkeys(r["tag"] for r in summary):
-        out[(tag, "input sweep")] = sweep_cell([r for r in summary if r["tag"] == tag])
+    out = {key: check_cell(group) for key, group in by_cell(verdicts.rows).items()}
+    for item in verdicts.not_compared:
+        if item.tag != "*" and not item.check.startswith(MATRIX_SKIPS):
+            out.setdefault((item.tag, item.check), ("not compared", item.why))
+    for row in verdicts.precision:
+        out[(row.tag, f"precision {row.variant}")] = precision_cell(row)
+    for (tag, _), group in by_cell(verdicts.sweep).items():
+        out.setdefault((tag, "input sweep"), sweep_cell([r for r in verdicts.sweep if r.tag == tag]))
     return out
 
 
-def _matrix(verdicts: dict) -> str:
+def _matrix(verdicts) -> str:
     """Embodiment x check, coloured, each cell naming what fails (or the worst tensor) and by how much, linking to
     that embodiment's section below."""
     found = cells(verdicts)
@@ -169,13 +165,13 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def _where(lines: list[dict], *, with_tag: bool = True) -> str:
-    """One line per FAIL / SUSPECT cell: where it goes wrong and by how much (compare/where.py, in verdicts.json)."""
+def _where(lines: list, *, with_tag: bool = True) -> str:
+    """One line per FAIL / SUSPECT cell (report_folder.Where): where it goes wrong and by how much."""
     if not lines:
         return ""
-    items = "".join(f"<li><span class='{line['status'].lower()}'>{html.escape(line['status'])}</span> "
-                    f"<b>{html.escape((line['tag'] + ' / ') if with_tag else '')}{html.escape(line['check'])}</b>: "
-                    f"{html.escape(line['text'])}</li>" for line in lines)
+    items = "".join(f"<li><span class='{line.status.lower()}'>{html.escape(line.status)}</span> "
+                    f"<b>{html.escape((line.tag + ' / ') if with_tag else '')}{html.escape(line.check)}</b>: "
+                    f"{html.escape(line.text)}</li>" for line in lines)
     return f"<ul class='where'>{items}</ul>"
 
 
@@ -189,38 +185,36 @@ def _embedded_png(run_dir: Path, figure: str | None, *, alt: str, css: str) -> s
     return f"<img class='{css}' alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
 
 
-def _figures(run_dir: Path, tag: str, verdicts: dict) -> str:
+def _figures(run_dir: Path, tag: str, verdicts) -> str:
     """The embodiment's figures side by side: model-parity heatmap, decoded actions, precision study grids."""
-    figures = [_embedded_png(run_dir, (verdicts.get("figures") or {}).get(tag), alt=f"{tag} heatmap", css="thumb"),
-               _embedded_png(run_dir, (verdicts.get("decoded_figures") or {}).get(tag), alt=f"{tag} decoded actions",
-                             css="thumb")]
+    figures = [_embedded_png(run_dir, verdicts.figures["model"].get(tag), alt=f"{tag} heatmap", css="thumb"),
+               _embedded_png(run_dir, verdicts.figures["decoded"].get(tag), alt=f"{tag} decoded actions", css="thumb")]
     figures += [_embedded_png(run_dir, path, alt=f"{tag} precision study", css="thumb")
-                for path in (verdicts.get("precision_figures") or {}).get(tag, [])]
+                for path in verdicts.figures["precision"].get(tag, [])]
     shown = [f for f in figures if f]
     return f"<div class='figures'>{''.join(shown)}</div>" if shown else ""
 
 
-def _tag_section(run_dir: Path, tag: str, verdicts: dict) -> str:
+def _tag_section(run_dir: Path, tag: str, verdicts) -> str:
     """One embodiment: where it fails, its figures, where its models diverge, its rows (collapsed)."""
-    summary = (verdicts.get("tags") or {}).get(tag, {})
-    rows = [r for r in verdicts.get("rows", []) if r["tag"] == tag]
-    where = [line for line in verdicts.get("where", []) if line["tag"] == tag]
+    summary = verdicts.tags.get(tag, {})
+    rows = [r for r in verdicts.rows if r.tag == tag]
+    where = [line for line in verdicts.where if line.tag == tag]
     counts = (f"<p>Violating cells (horizon x dim, max over batch): {summary.get('n_violating_valid', 'n/a')} inside "
               f"the valid {summary.get('valid_horizon')} x {summary.get('valid_dim')} region, "
               f"{summary.get('n_violating_padding', 'n/a')} in padding.</p>") if summary.get("n_violating_cells") else ""
     stages = summary.get("stages") or {}
-    profile = _embedded_png(run_dir, (verdicts.get("stage_figures") or {}).get(tag), alt=f"{tag} stage profile",
-                            css="wide")
+    profile = _embedded_png(run_dir, verdicts.figures["stages"].get(tag), alt=f"{tag} stage profile", css="wide")
     flagged = [{k: r[k] for k in ("stage", "step", "max|delta|", "relative", "added (relative)")}
                for r in stages.get("stages", []) if r.get("flagged")]
     if profile and flagged:
         profile = f"<details><summary>Stage profile ({len(flagged)} flagged)</summary>{profile}{_table(flagged[:12])}</details>"
-    first = summary.get("first_divergence") or {}
-    routine = status_of([r for r in rows if r["check"] == "model parity"]) == "PASS" and first.get("state") != "diverges"
+    first = verdicts.first_divergence.get(tag) or {}
+    routine = status_of([r for r in rows if r.check == "model parity"]) == "PASS" and first.get("state") != "diverges"
     return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>"
             f"{_where(where, with_tag=False)}{'' if routine else _divergence(first)}{counts}"
             f"{_figures(run_dir, tag, verdicts)}{profile}"
-            f"<details><summary>Verdict rows ({len(rows)})</summary>{_table(rows)}</details></section>")
+            f"<details><summary>Verdict rows ({len(rows)})</summary>{_table([r.fields for r in rows])}</details></section>")
 
 
 def _divergence(first: dict | None) -> str:
@@ -230,8 +224,8 @@ def _divergence(first: dict | None) -> str:
     if not first:
         return ""
     state = first.get("state")
-    if state == "not compared":
-        return f"<p class='first-divergence'>Stages: not compared ({html.escape(first.get('why', ''))}).</p>"
+    if state in ("not compared", "unknown"):
+        return f"<p class='first-divergence'>Stages: {state} ({html.escape(first.get('why', ''))}).</p>"
     if state == "none":
         return (f"<p class='first-divergence'>Stages: all {first.get('stages compared')} named stages compared, "
                 "none beyond rounding.</p>")
@@ -277,7 +271,7 @@ def _stored_runs(folder: Path, key: str) -> dict[str, dict]:
     return runs
 
 
-def _provenance(run_dir: Path, source: dict, verdicts: dict | None) -> str:
+def _provenance(run_dir: Path, source: dict, verdicts) -> str:
     """Which code and which machine produced each side: what a reader needs to trust or reproduce a gap."""
     from groot_lib.core import code_identity
     from groot_lib.core import machine
@@ -295,7 +289,7 @@ def _provenance(run_dir: Path, source: dict, verdicts: dict | None) -> str:
     runs = _stored_runs(run_dir / "artifacts", "meta::producer")
     original_machine = (source.get("machine") or (recording.get("producer") or {}).get("machine")
                         or next((r.get("machine") for r in runs.values() if r.get("machine")), None))
-    lerobot = (verdicts or {}).get("lerobot", {})
+    lerobot = verdicts.lerobot if verdicts is not None else {}
     rows = [("original code", original), ("original machine", machine.describe(original_machine)),
             ("LeRobot code", code_identity.describe(lerobot.get("code"))),
             ("LeRobot machine", machine.describe(lerobot.get("machine")))]
@@ -311,7 +305,7 @@ def _provenance(run_dir: Path, source: dict, verdicts: dict | None) -> str:
         "</table>"
 
 
-def _reuse_line(source: dict, verdicts: dict | None) -> str:
+def _reuse_line(source: dict, verdicts) -> str:
     """How much of this report was computed now, and how much reused from the store."""
     def count(rows):
         tally: dict[str, int] = {}
@@ -320,7 +314,7 @@ def _reuse_line(source: dict, verdicts: dict | None) -> str:
         return ", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "none"
 
     return (f"Original artifacts: {count(source.get('rows', []))}. "
-            f"LeRobot outputs: {count((verdicts or {}).get('replays', []))}.")
+            f"LeRobot outputs: {count(verdicts.replays if verdicts is not None else [])}.")
 
 
 def verdict_sentence(found: dict[tuple[str, str], tuple[str, str]], *, errors: list[str],
@@ -346,17 +340,19 @@ def verdict_sentence(found: dict[tuple[str, str], tuple[str, str]], *, errors: l
     return "; ".join(parts) + "."
 
 
-def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dict[str, Path],
+def write_index(run_dir: Path, *, banner: str, verdicts, pages: dict[str, Path],
                 errors: list[str], settings: dict, source: dict | None = None) -> Path:
     """``run_dir/index.html``, answer first: where the original's outputs came from, the verdict, the matrix,
-    one "where" line per failing or SUSPECT cell, the figures; provenance, settings and notes collapsed below."""
+    one "where" line per failing or SUSPECT cell, the figures; provenance, settings and notes collapsed below.
+    ``verdicts``: report_folder.Verdicts, or None when the consumer did not finish."""
+    from groot_lib.core.report_folder import Verdicts
+    from groot_lib.workbench.summary import not_compared_lines
+
     source = source or {}
-    verdicts_ = verdicts or {}
-    passed = bool(verdicts and verdicts.get("passed")) and not errors
-    status = "PASS" if passed else ("ERROR" if errors else "FAIL")
-    rows = verdicts_.get("rows", [])
-    refused = {**source.get("refused", {}), **verdicts_.get("refused", {})}
-    found = cells(verdicts_)
+    shown = verdicts or Verdicts.empty()  # the consumer did not finish: the page still says so
+    status = "PASS" if verdicts is not None and verdicts.passed and not errors else ("ERROR" if errors else "FAIL")
+    refused = {**source.get("refused", {}), **shown.refused}
+    found = cells(shown)
     links = " | ".join([*(f"<a href='{html.escape(p.name)}'>{html.escape(name)} notebook</a>"
                           for name, p in pages.items()), "<a href='summary.txt'>summary.txt</a>",
                         "<a href='progress.log'>progress log</a>", "<a href='kernels.log'>kernels' stderr</a>"])
@@ -370,27 +366,22 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
     parts += [f"<pre class='fail'>{html.escape(err)}</pre>" for err in errors]
     parts += [f"<p class='refused'>REFUSED {html.escape(v)}: {html.escape(why)}</p>" for v, why in refused.items()]
     if found:
-        parts.append(_matrix(verdicts_))
-    parts.append(_where(verdicts_.get("where", [])))
-    from groot_lib.workbench.summary import not_compared_lines
-
-    skipped = not_compared_lines(verdicts_.get("not_compared", []))
+        parts.append(_matrix(shown))
+    parts.append(_where(shown.where))
+    skipped = not_compared_lines(shown.not_compared)
     if skipped:
         parts.append("<p class='nc'>Not compared: " + html.escape("; ".join(skipped)) + "</p>")
-    parts += [_tag_section(run_dir, tag, verdicts_) for tag in dict.fromkeys(r["tag"] for r in rows)]
-    sweep = verdicts_.get("sweep") or {}
-    if sweep.get("summary"):
-        parts.append(f"<details><summary>Input sweep ({sweep['cases']} more observation(s) per embodiment)</summary>"
+    parts += [_tag_section(run_dir, tag, shown) for tag in dict.fromkeys(r.tag for r in shown.rows)]
+    if shown.sweep:
+        parts.append(f"<details><summary>Input sweep ({shown.sweep_cases} more observation(s) per embodiment)</summary>"
                      "<p>Per check, max |delta| across the cases and the worst case with its inputs (SWEEP; "
-                     "core/sweep_cases.py).</p>" + _table([{**r, "worst inputs": json.dumps(r["worst inputs"],
-                                                                                       ensure_ascii=False)}
-                                                     for r in sweep["summary"]]) + "</details>")
-    if verdicts_.get("precision"):
+                     "core/sweep_cases.py).</p>" + _table([{**r.fields, "worst inputs": json.dumps(
+                         r.fields.get("worst inputs"), ensure_ascii=False)} for r in shown.sweep]) + "</details>")
+    if shown.precision:
         parts.append("<details><summary>Precision study</summary><p>Cross-implementation gap at low precision vs k x "
                      "the larger same-implementation noise floor (max |delta| on action_pred, same initial noise).</p>"
-                     + _table(verdicts_["precision"]) + "</details>")
-    notes = [*settings.get("notes", []), *source.get("notes", []), *verdicts_.get("notes", []),
-             *verdicts_.get("row_notes", [])]
+                     + _table([r.fields for r in shown.precision]) + "</details>")
+    notes = [*settings.get("notes", []), *source.get("notes", []), *shown.notes]
     parts.append(f"<details><summary>Provenance</summary><p>{html.escape(_reuse_line(source, verdicts))}</p>"
                  f"{_provenance(run_dir, source, verdicts)}</details>")
     parts.append("<details><summary>Settings</summary>"
@@ -398,7 +389,8 @@ def write_index(run_dir: Path, *, banner: str, verdicts: dict | None, pages: dic
     if notes:
         parts.append(f"<details><summary>Notes ({len(notes)})</summary><ul>"
                      + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></details>")
-    parts.append(f"<details><summary>All verdicts ({len(rows)} rows)</summary>{_table(rows)}</details>")
+    parts.append(f"<details><summary>All verdicts ({len(shown.rows)} rows)</summary>"
+                 f"{_table([r.fields for r in shown.rows])}</details>")
     return atomic_write_text(run_dir / "index.html", "\n".join(parts))
 
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,7 +37,7 @@ ORIGINAL_KERNEL, LEROBOT_KERNEL = "groot-original", "groot-lerobot"
 PHASES_FILE = "phases.jsonl"  # every process's phase spans (pipeline.progress): timings.json's timeline
 
 
-def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | None, zero: float,
+def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts, zero: float,
                    schedule: str | None = None) -> dict:
     """Per-phase seconds, the timeline and peak RSS of one report (bench/ reads this file).
 
@@ -49,7 +50,7 @@ def _phase_timings(run_dir: Path, timings: dict, source: dict, verdicts: dict | 
     from groot_lib.pipeline import progress
     from groot_lib.workbench.notebook_runner import cell_timings
 
-    kernels = {"producer": source.get("timings", {}), "consumer": (verdicts or {}).get("timings", {})}
+    kernels = {"producer": source.get("timings", {}), "consumer": verdicts.timings if verdicts is not None else {}}
     spans = progress.read_spans(run_dir / PHASES_FILE)
     phases: dict[str, float | None] = {}
     for name, done in kernels.items():
@@ -149,51 +150,123 @@ class ProgressPrinter:
             self.poll()
 
 
-def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = None,
-               notebooks: Path | None = None, quiet: bool = False, **given) -> tuple[int, Path]:
-    """Validate, then producer + consumer + HTML; returns (exit status, index.html).
+@dataclass
+class ReportRun:
+    """One report in the making: its folder, the notebooks to run in their kernels (producer, consumer) with their
+    parameters, what each left (an error line or None), the pages exported so far, and the clock."""
 
-    ``given`` holds settings by knob name (see ``settings.KNOBS``); everything is checked before a
-    kernel starts. The report folder also gets summary.txt, the text ``main`` prints.
-    """
-    import shutil
-    import threading
+    run_dir: Path
+    notebooks: Path
+    steps: list  # (name, kernel, parameters), in order; the consumer alone when the original's outputs are given
+    recorded: dict  # the effective settings the report records
+    overlap: bool  # both kernels at once (workbench/memory.py)
+    tail: "ProgressPrinter"
+    began: float = field(default_factory=time.perf_counter)
+    zero: float = field(default_factory=time.time)  # the timeline's zero
+    timings: dict = field(default_factory=dict)
+    outcome: dict = field(default_factory=dict)
+    pages: dict = field(default_factory=dict)
 
+    @property
+    def artifacts_dir(self) -> Path:  # this run's artifacts, published (hard-linked) from the store
+        return self.run_dir / "artifacts"
+
+    def run_notebook(self, name: str, kernel: str, params: dict) -> None:
+        """One notebook in its kernel; a failing cell, a dead kernel or no kernel at all is recorded, never raised."""
+        from groot_lib.pipeline import progress
+        from groot_lib.workbench.notebook_runner import run_notebook
+
+        start = time.perf_counter()
+        try:
+            with progress.span(name, "notebook"):
+                run_notebook(self.notebooks / f"{name}.ipynb", self.run_dir / f"{name}.ipynb", kernel_name=kernel,
+                             parameters=params, cwd=REPO)
+            self.outcome[name] = None
+        except ParityError as exc:
+            self.outcome[name] = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - after Ctrl-C the killed kernel surfaces here; never a traceback
+            self.outcome[name] = f"{name}.ipynb: {type(exc).__name__}: {exc}"
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 2)
+
+    def run_kernels(self, consumer, stop: dict) -> None:
+        """Both notebooks at once when one model at a time fits beside the other kernel (workbench/memory.py): the
+        consumer imports LeRobot while the producer works, then waits for the producer's source.json, written once
+        the producer has released its models (or for the failure marker written here). Otherwise the consumer
+        starts once the producer's kernel is gone."""
+        from groot_lib.core.atomic import atomic_write_text
+        from groot_lib.pipeline.handoff import FAILED_FILE
+
+        if self.overlap or len(self.steps) == 1:
+            consumer.start()
+        if len(self.steps) == 2:
+            self.run_notebook(*self.steps[0])
+        if not consumer.ident and not stop["signal"]:
+            consumer.start()
+        if self.outcome.get("producer") and not stop["signal"]:
+            atomic_write_text(self.artifacts_dir / FAILED_FILE, self.outcome["producer"].splitlines()[0] + "\n")
+        if len(self.steps) == 2 and consumer.is_alive():  # the producer's page, while the consumer works
+            _html_pages(self.run_dir, self.steps[:1], self.pages)
+        if consumer.ident is not None:
+            consumer.join()
+
+    def finish(self) -> tuple[int, Path]:
+        """The report written (an internal error of ours still leaves one that says so), the folder finished."""
+        from groot_lib.pipeline.handoff import RUNNING_FILE
+
+        self.tail.stop()
+        (self.artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
+        try:
+            written = _write_report(self)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must still leave a report that says so
+            written = _internal_error(self.run_dir, exc)
+        report_folder.finish(self.run_dir)
+        return written
+
+    def abandon(self, stop: dict, consumer) -> "Interrupted":
+        """A stop signal: every kernel killed, the unfinished folder removed; the one line to say."""
+        import shutil
+
+        from groot_lib.workbench.notebook_runner import kill_kernels
+
+        self.tail.stop()  # a repeated signal only kills again, so the folder goes in full
+        killed = stop["killed"] + kill_kernels()
+        if consumer.ident is not None:
+            consumer.join(timeout=1.0)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        return Interrupted(f"interrupted by {stop['signal'].name}: {killed} kernel(s) stopped; the unfinished report "
+                           f"folder {self.run_dir} was removed (stored artifacts are kept and reused next time)",
+                           signum=stop["signal"])
+
+
+def _prepare(out_root: Path | None, artifacts_root: Path | None, notebooks: Path | None, quiet: bool,
+             given: dict) -> ReportRun:
+    """Every setting checked before any kernel starts, the report folder made, each notebook's parameters: the knobs
+    of its side (settings.Knob.sides) plus where to read and write; the original's outputs imported when given."""
     from groot_lib.core import settings
-    from groot_lib.core.atomic import atomic_write_text
     from groot_lib.core.store import DEFAULT_ROOT
-    from groot_lib.pipeline import progress
-    from groot_lib.pipeline.handoff import FAILED_FILE, RUNNING_FILE
+    from groot_lib.pipeline.handoff import RUNNING_FILE
     from groot_lib.workbench import preflight
-    from groot_lib.workbench.notebook_runner import kill_kernels, run_notebook, stop_signals_kill_kernels
 
-    began = time.perf_counter()
-    recorded_began = time.time()  # the timeline's zero
-    notebooks = Path(notebooks or NOTEBOOKS)
+    began, zero = time.perf_counter(), time.time()
     out_root, store_dir = Path(out_root or report_folder.ROOT), Path(artifacts_root or DEFAULT_ROOT)
     values, sources = settings.resolve(given)
     plan = preflight.check(values, out_root=out_root, store_root=store_dir)
     run_dir = report_folder.create(out_root)  # marked as this run's until the report is written
-    artifacts_dir = run_dir / "artifacts"  # this run's artifacts, published (hard-linked) from the store
-    resolved = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags)}
-    recorded = {**resolved, "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds,
-                "notes": plan.notes, "memory": plan.memory.as_dict()}
-    steps = [  # each notebook gets the knobs of its side (settings.Knob.sides) plus where to read and write
-        ("producer", ORIGINAL_KERNEL, {**settings.for_side(resolved, "producer"), "store_dir": str(store_dir),
-                                       "output_dir": str(artifacts_dir)}),
-        ("consumer", LEROBOT_KERNEL, {**settings.for_side(resolved, "consumer"), "store_dir": str(store_dir),
-                                      "artifacts_dir": str(artifacts_dir), "output_dir": str(run_dir)}),
-    ]
+    artifacts_dir = run_dir / "artifacts"
     artifacts_dir.mkdir(parents=True, exist_ok=True)
+    resolved = {**values, "checkpoint": str(plan.checkpoint), "hf_home": plan.hf_home, "tags": ",".join(plan.tags)}
+    steps = [("producer", ORIGINAL_KERNEL, {**settings.for_side(resolved, "producer"), "store_dir": str(store_dir),
+                                            "output_dir": str(artifacts_dir)}),
+             ("consumer", LEROBOT_KERNEL, {**settings.for_side(resolved, "consumer"), "store_dir": str(store_dir),
+                                           "artifacts_dir": str(artifacts_dir), "output_dir": str(run_dir)})]
     if values["artifacts"]:  # ARTIFACTS=dir: the original's outputs are given; only the consumer runs
         from groot_lib.pipeline.sources import use_artifacts
 
         use_artifacts(Path(values["artifacts"]).expanduser(), artifacts_dir, plan.tags)
         steps = steps[1:]
-    else:
-        # Tells the consumer a producer is on its way (it fails fast when none is).
+    else:  # tells the consumer a producer is on its way (it fails fast when none is)
         report_folder.write_marker(artifacts_dir / RUNNING_FILE)
-    timings, outcome, pages = {}, {}, {}
     tail = ProgressPrinter(run_dir / "progress.log", began, quiet=quiet,
                            **({"kernels": "the groot-lerobot kernel (the original's outputs are given)"}
                               if len(steps) == 1 else {}))
@@ -201,63 +274,35 @@ def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = No
         tail.say(f"warning: {note}")
     if plan.memory.mode == "sequential":
         tail.say(f"memory: running the producer, then the consumer (not at once): {plan.memory.reason}")
+    recorded = {**resolved, "store_dir": str(store_dir), "sources": sources, "preflight seconds": plan.seconds,
+                "notes": plan.notes, "memory": plan.memory.as_dict()}
+    return ReportRun(run_dir, Path(notebooks or NOTEBOOKS), steps, recorded, plan.memory.mode == "overlap", tail,
+                     began=began, zero=zero)
 
-    def run(name: str, kernel: str, params: dict) -> None:
-        start = time.perf_counter()
-        try:
-            with progress.span(name, "notebook"):
-                run_notebook(notebooks / f"{name}.ipynb", run_dir / f"{name}.ipynb", kernel_name=kernel,
-                             parameters=params, cwd=REPO)
-            outcome[name] = None
-        except ParityError as exc:  # a failing cell, a dead kernel, or no kernel at all
-            outcome[name] = str(exc)
-        except BaseException as exc:  # noqa: BLE001 - after Ctrl-C the killed kernel surfaces here; never a traceback
-            outcome[name] = f"{name}.ipynb: {type(exc).__name__}: {exc}"
-        finally:
-            timings[name] = round(time.perf_counter() - start, 2)
 
-    # Both notebooks start at once when one model at a time fits beside the other kernel (workbench/memory.py):
-    # the consumer imports LeRobot while the producer works, then waits for the producer's source.json, written
-    # once the producer has released its models (or for the failure marker written here). Otherwise the consumer
-    # starts once the producer's kernel is gone.
-    overlap = plan.memory.mode == "overlap"
-    consumer = threading.Thread(target=run, args=steps[-1], daemon=True, name="consumer")
-    # The report is written inside too (the kernels' environment puts this process's HTML spans on the timeline):
-    # a stop signal while it is written removes the folder as well.
-    with stop_signals_kill_kernels() as stop, kernel_environment(run_dir):
+def run_report(*, out_root: Path | None = None, artifacts_root: Path | None = None,
+               notebooks: Path | None = None, quiet: bool = False, **given) -> tuple[int, Path]:
+    """Validate, then producer + consumer + HTML; returns (exit status, index.html).
+
+    ``given`` holds settings by knob name (see ``settings.KNOBS``); everything is checked before a kernel starts.
+    The report folder also gets summary.txt, the text ``main`` prints. A stop signal kills both kernels and removes
+    the unfinished folder (Interrupted); the report is written inside the signal block too, so one that lands
+    while it is written removes the folder as well.
+    """
+    import threading
+
+    from groot_lib.workbench.notebook_runner import stop_signals_kill_kernels
+
+    report = _prepare(out_root, artifacts_root, notebooks, quiet, given)
+    consumer = threading.Thread(target=report.run_notebook, args=report.steps[-1], daemon=True, name="consumer")
+    with stop_signals_kill_kernels() as stop, kernel_environment(report.run_dir):
         try:
-            if overlap or len(steps) == 1:
-                consumer.start()
-            if len(steps) == 2:
-                run(*steps[0])
-            if not consumer.ident and not stop["signal"]:
-                consumer.start()
-            if outcome.get("producer") and not stop["signal"]:
-                atomic_write_text(artifacts_dir / FAILED_FILE, outcome["producer"].splitlines()[0] + "\n")
-            if len(steps) == 2 and consumer.is_alive():  # the producer's page, while the consumer works
-                _html_pages(run_dir, steps[:1], pages)
-            if consumer.ident is not None:
-                consumer.join()
-            if not stop["signal"]:  # (run() swallows the KeyboardInterrupt when it lands in a notebook)
-                tail.stop()
-                (artifacts_dir / RUNNING_FILE).unlink(missing_ok=True)
-                try:
-                    written = _write_report(run_dir, steps, outcome, timings, recorded, began, pages,
-                                            zero=recorded_began)
-                except Exception as exc:  # noqa: BLE001 - a bug of ours must still leave a report that says so
-                    written = _internal_error(run_dir, exc)
-                report_folder.finish(run_dir)
-                return written
+            report.run_kernels(consumer, stop)
+            if not stop["signal"]:  # (run_notebook swallows the KeyboardInterrupt when it lands in a notebook)
+                return report.finish()
         except KeyboardInterrupt:
             stop["signal"] = stop["signal"] or signal.SIGINT
-        tail.stop()  # stopped: a repeated signal only kills again, so the folder goes in full
-        killed = stop["killed"] + kill_kernels()
-        if consumer.ident is not None:
-            consumer.join(timeout=1.0)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise Interrupted(f"interrupted by {stop['signal'].name}: {killed} kernel(s) stopped; the unfinished report "
-                          f"folder {run_dir} was removed (stored artifacts are kept and reused next time)",
-                          signum=stop["signal"])
+        raise report.abandon(stop, consumer)
 
 
 def _internal_error(run_dir: Path, exc: Exception) -> tuple[int, Path]:
@@ -290,33 +335,35 @@ def _html_pages(run_dir: Path, steps: list, pages: dict[str, Path]) -> dict[str,
     return pages
 
 
-def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, recorded: dict,
-                  began: float, pages: dict[str, Path], *, zero: float) -> tuple[int, Path]:
-    """HTML pages, index.html, timings.json and summary.txt from what the notebooks left in ``run_dir``;
-    ``pages`` holds the pages already exported (the producer's, while the consumer ran)."""
+def _write_report(report: ReportRun) -> tuple[int, Path]:
+    """HTML pages, index.html, timings.json and summary.txt from what the notebooks left in the report's folder
+    (``report.pages`` holds the pages already exported: the producer's, while the consumer ran)."""
     from groot_lib.core.atomic import atomic_write_text
     from groot_lib.pipeline import progress
     from groot_lib.pipeline.handoff import read_source
     from groot_lib.workbench.report import write_index
     from groot_lib.workbench.summary import terminal_summary
 
-    artifacts_dir = run_dir / "artifacts"
-    errors = [e for e in (outcome.get("producer"), outcome.get("consumer")) if e]
-    pages = _html_pages(run_dir, steps, dict(pages))
-    verdicts_path = run_dir / "verdicts.json"
-    verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() and not errors else None
-    source = read_source(artifacts_dir)
+    run_dir = report.run_dir
+    errors = [e for e in (report.outcome.get("producer"), report.outcome.get("consumer")) if e]
+    pages = _html_pages(run_dir, report.steps, dict(report.pages))
+    verdicts = None
+    if not errors and report_folder.verdicts_path(run_dir).exists():
+        try:
+            verdicts = report_folder.read_verdicts(run_dir)
+        except ParityError as exc:  # the consumer wrote something no reader can read: an error, never a PASS
+            errors.append(f"consumer.ipynb wrote unreadable verdicts: {exc}")
+    source = read_source(report.artifacts_dir)
     banner = source.get("banner", "original outputs: unknown")
-    code = 2 if errors else (0 if verdicts and verdicts.get("passed") else 1)
+    code = 2 if errors else (0 if verdicts is not None and verdicts.passed else 1)
     with progress.span("workflow", "html export"):
-        index = write_index(run_dir, banner=banner, verdicts=verdicts, pages=pages, errors=errors, settings=recorded,
-                            source=source)
-    timings["total"] = round(time.perf_counter() - began, 2)
+        index = write_index(run_dir, banner=banner, verdicts=verdicts, pages=pages, errors=errors,
+                            settings=report.recorded, source=source)
+    report.timings["total"] = round(time.perf_counter() - report.began, 2)
     atomic_write_text(run_dir / "timings.json",
-                      json.dumps(_phase_timings(run_dir, timings, source, verdicts, zero,
-                                                 recorded.get("memory", {}).get("mode")), indent=2)
-                      + "\n")
-    refused = {**source.get("refused", {}), **(verdicts or {}).get("refused", {})}
+                      json.dumps(_phase_timings(run_dir, report.timings, source, verdicts, report.zero,
+                                                 report.recorded.get("memory", {}).get("mode")), indent=2) + "\n")
+    refused = {**source.get("refused", {}), **(verdicts.refused if verdicts is not None else {})}
     atomic_write_text(run_dir / "summary.txt", terminal_summary(code=code, index=index, banner=banner,
                                                                 verdicts=verdicts, errors=errors,
                                                                 refused=refused) + "\n")
@@ -325,7 +372,7 @@ def _write_report(run_dir: Path, steps: list, outcome: dict, timings: dict, reco
 
 def record_references(*, variants: str | None = None, seed: int | None = None, batch_size: int | None = None,
                       device: str = "cpu", artifacts_root: Path | None = None,
-                      checkpoint: Path = tiny_layout.TINY_CHECKPOINT, stages: str = "auto", sweep: int = 0) -> Path:
+                      checkpoint: Path = tiny_layout.TINY_CHECKPOINT, stages: str | None = None, sweep: int = 0) -> Path:
     """Run the producer LIVE on the tiny default into references/tiny (cpu) or references/tiny-cuda (a CUDA
     device), plus provenance.json.
 
@@ -447,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"a committed checkpoint (default the tiny default; {tiny_layout.VARIANTS_CHECKPOINT.name} "
                           "records into references/tiny-variants)")
     rec.add_argument("--sweep", type=int, default=0, help="also record this many input-sweep cases per tag")
-    rec.add_argument("--stages", default="auto", choices=settings.STAGE_MODES,
+    rec.add_argument("--stages", default=settings.default("stages"), choices=settings.STAGE_MODES,
                      help="off: no named stages in the recordings (smaller; no divergence localisation on them)")
     up = sub.add_parser("record-upstream", help="run LeRobot's dump_original_n1_7.py (from LEROBOT_SRC) on the tiny "
                                                 "default into references/upstream-dumps (needs gr00t)")

@@ -5,7 +5,7 @@
 #   bash bench/gpu/check.sh
 # It builds the three envs as venvs over the machine's Python (its torch stack, the carried wheels first),
 # runs `report` on CUDA with every variant (bf16-flash is refused, with the reason, unless flash-attn is
-# installed), records the original's CUDA outputs into references/tiny-cuda, runs tests/test_gpu.py, and
+# installed), records the original's CUDA outputs into references/tiny-cuda, runs tests/backends/test_gpu.py, and
 # packs everything into $OUT/gpu-check.tgz. Sized for well under 8 minutes on an H100.
 # Knobs: GPU_CHECK_PYTHON (python3), GPU_CHECK_DEVICE (cuda; cpu rehearses it on a CPU box), OUT,
 # GPU_CHECK_QUICK=1 (only the fp32/bf16 report and the recording: ~2 minutes), GPU_CHECK_REAL=1 (adds a run at
@@ -115,8 +115,8 @@ fi
 report flash "$VARIANTS"
 record "$(echo "$VARIANTS" | sed 's/,bf16-flash//')"
 
-step "tests/test_gpu.py"
-.envs/tools/bin/python -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
+step "tests/backends/test_gpu.py"
+.envs/tools/bin/python -m pytest -q -p no:cacheprovider tests/backends/test_gpu.py 2>&1 | tail -15
 rm -rf "$WORK/artifacts"  # its arrays are in the report folder (hard links) and the recordings
 pack
 step "done"

@@ -4,7 +4,7 @@ self-attention the action head reads, the state encoder, and per flow-matching s
 timestep encoder, every DiT block, the DiT output and the action decoder (the velocity).
 
 Why module paths: both implementations load the same checkpoint into modules of the same names, so one path
-names one stage on both sides (``STAGES``; tests/test_stages.py checks each resolves on both). Captures are
+names one stage on both sides (``STAGES``; tests/compare/test_stages.py checks each resolves on both). Captures are
 keyed ``"<seq>:<stage>@<call>"``: ``seq`` is the firing order (data-flow order: a parent fires after its
 children), ``call`` counts a module's calls (the flow step for per-step stages).
 """

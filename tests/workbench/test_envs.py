@@ -11,7 +11,7 @@ import pytest
 from groot_lib.workbench import envs
 from groot_lib.core.errors import MissingPackageError, ParityError
 
-REPO = Path(__file__).resolve().parents[1]
+from groot_lib.paths import REPO_ROOT as REPO
 YAMLS = {n: REPO / f"environment-{n}.yml" for n in ("original", "lerobot", "tools")}
 
 

@@ -81,7 +81,7 @@ def test_every_make_variable_reaches_the_cli():
                                            ("~/ckpt", True), ("a/b/c", False), ("a/b@v1", False), ("plainname", True)])
 def test_a_path_is_never_taken_for_a_hub_id(text, is_path):
     """Hub-shaped is owner/name[/subfolder][@revision] (a/b/c is repo a/b's subfolder c); what exists on disk wins
-    before this is asked (tests/test_checkpoint_resolver.py)."""
+    before this is asked (tests/core/test_checkpoint_resolver.py)."""
     from groot_lib.core import checkpoint as ckpt
 
     assert (ckpt.parse_hub_id(text) is None) is is_path

@@ -11,7 +11,7 @@ import pytest
 from groot_lib.workbench import kernels
 from groot_lib.core.errors import KernelError
 
-REPO = Path(__file__).resolve().parents[1]
+from groot_lib.paths import REPO_ROOT as REPO
 
 
 @pytest.mark.parametrize("name, env", [("groot-original", "original"), ("groot-lerobot", "lerobot")])

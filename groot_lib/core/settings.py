@@ -71,14 +71,17 @@ def _one_of(options: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 def _variants(value: Any) -> str:
-    from groot_lib.core.variants import VARIANTS
+    from groot_lib.core.variants import DEFAULT_VARIANT, VARIANTS
 
     names = [v.strip() for v in str(value).split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if not names or unknown:
         raise ValueError(f"expected a comma list of known variants ({', '.join(VARIANTS)})"
                          + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
-    return ",".join(dict.fromkeys(names))
+    if DEFAULT_VARIANT not in names:  # the consumer judges every other variant against it (the precision study)
+        raise ValueError(f"expected {DEFAULT_VARIANT} among them: it is the parity reference every other variant is "
+                         f"judged against (e.g. {DEFAULT_VARIANT},{names[0]})")
+    return ",".join(dict.fromkeys([DEFAULT_VARIANT, *names]))
 
 
 def _flag(value: Any) -> bool:
@@ -153,7 +156,7 @@ KNOBS: tuple[Knob, ...] = (
          "(stage outputs, and the original's stage inputs); past it the capture stops, saying where. 0: off.",
          make="STAGE_MB", env="GROOT_PARITY_STAGE_MB"),
     Knob("schedule", "auto", _one_of(SCHEDULES), "auto: run the two kernels at once when one model at a time fits beside the other "
-         "kernel, else one after the other (workbench/memory.py says why); overlap or sequential force it.", make="SCHEDULE", sides=()),
+         "kernel, else one after the other (core/memory.py says why); overlap or sequential force it.", make="SCHEDULE", sides=()),
     Knob("memory_gb", 0.0, _float(positive=False), "Memory the scheduler may plan with, in GB; 0 reads the "
          "machine's available memory.", make="MEMORY_GB", env="GROOT_PARITY_MEMORY_GB", sides=()),
     Knob("sweep", 0, _int(0), "Observations per embodiment beyond the fixed one, each stressing other inputs "

@@ -245,7 +245,7 @@ def produce(checkpoint: str | os.PathLike, output_dir: str | os.PathLike, knobs=
     run = _live_run(request, status=status, first=runnable[0].name, refused=refused, backend=ob)
     timings: dict[str, float] = {}
     driver.run(run, runnable, timings=timings, failed=run.result.refused)
-    # Every model is released by now: the consumer may load its own once source.json is there (workbench/memory.py)
+    # Every model is released by now: the consumer may load its own once source.json is there (core/memory.py)
     run.result.timings = {k: round(v, 2) for k, v in timings.items()} | {
         "imports": imported, "peak_rss_mb": runinfo.peak_rss_mb(), "rss_after_release_mb": runinfo.rss_mb()}
     handoff.write_source(output_dir, run.result.source_info(gr00t=status, store=str(store_dir),

@@ -30,7 +30,7 @@ class Plan:
     gr00t: str  # "importable" | "absent: <why>"
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-    memory: object = None  # workbench.memory.MemoryPlan: overlap or one side after the other
+    memory: object = None  # core.memory.MemoryPlan: overlap or one side after the other
 
 
 def resolve_checkpoint(value: str | None, hf_home: str | None) -> Path:
@@ -222,7 +222,7 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
         check_recordings(values, root)
     check_writable(out_root, "reports folder", "--out-root / REPORTS_DIR=")
     check_writable(store_root, "artifact store", "--artifacts-root / STORE_DIR=")
-    from groot_lib.workbench import memory
+    from groot_lib.core import memory
 
     schedule = memory.plan(root, device=values["device"], schedule=values["schedule"], memory_gb=values["memory_gb"])
     notes = [n for n in (ckpt.dtype_warning(root),) if n]

@@ -159,7 +159,7 @@ class ReportRun:
     notebooks: Path
     steps: list  # (name, kernel, parameters), in order; the consumer alone when the original's outputs are given
     recorded: dict  # the effective settings the report records
-    overlap: bool  # both kernels at once (workbench/memory.py)
+    overlap: bool  # both kernels at once (core/memory.py)
     tail: "ProgressPrinter"
     began: float = field(default_factory=time.perf_counter)
     zero: float = field(default_factory=time.time)  # the timeline's zero
@@ -190,7 +190,7 @@ class ReportRun:
             self.timings[name] = round(time.perf_counter() - start, 2)
 
     def run_kernels(self, consumer, stop: dict) -> None:
-        """Both notebooks at once when one model at a time fits beside the other kernel (workbench/memory.py): the
+        """Both notebooks at once when one model at a time fits beside the other kernel (core/memory.py): the
         consumer imports LeRobot while the producer works, then waits for the producer's source.json, written once
         the producer has released its models (or for the failure marker written here). Otherwise the consumer
         starts once the producer's kernel is gone."""

@@ -38,11 +38,16 @@ def test_defaults_env_and_explicit_values_in_that_order(monkeypatch):
     ("precision_k", "0", "expected a finite number > 0"), ("seed", "1.5", "expected an integer >= 0"),
     ("batch_size", "0", "expected an integer >= 1"), ("device", "gpu", "expected auto, cpu, cuda or cuda:N"),
     ("variants", "fp32-sdpa,fp8", "unknown: fp8"), ("noise_mode", "seeded", "expected one of seed, inject"),
+    ("variants", "bf16-sdpa", "expected fp32-sdpa among them: it is the parity reference"),
 ])
 def test_invalid_values_name_knob_source_and_expectation(name, raw, expected):
     with pytest.raises(SettingError) as err:
         settings.resolve({name: raw})
     assert f"{name} = {raw!r}" in str(err.value) and expected in str(err.value)
+
+
+def test_the_parity_reference_comes_first_whatever_the_order():
+    assert settings.resolve({"variants": "bf16-sdpa,fp32-sdpa"})[0]["variants"] == "fp32-sdpa,bf16-sdpa"
 
 
 def test_invalid_env_value_names_the_variable(monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 
 from groot_lib.core.errors import SettingError
 from groot_lib.tiny import layout as tiny_layout
-from groot_lib.workbench import memory
+from groot_lib.core import memory
 from groot_lib import paths
 
 TAG = "libero_sim"
@@ -53,6 +53,19 @@ def test_a_3b_sized_checkpoint_overlaps_on_24_gb_because_one_model_is_held_at_a_
     assert tighter.mode == "sequential" and "would need ~16.8 GB" in tighter.reason, tighter.as_dict()
     with pytest.raises(SettingError, match="for even one side"):
         memory.plan(tmp_path, device="cpu", memory_gb=16)
+
+
+def test_a_session_keeping_both_3b_models_is_refused_on_24_gb_with_the_numbers(tmp_path):
+    """An investigation session keeps both models loaded: at the 3B size that is ~31.8 GB, refused on 24 GB
+    (a report, one model at a time, fits there); 40 GB holds both, the tiny default fits in 3 GB."""
+    header = {f"w{i}": {"dtype": "F32", "shape": [30_000, 10_000], "data_offsets": [0, 0]} for i in range(10)}
+    blob = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(blob)) + blob)
+    with pytest.raises(SettingError, match=r"keeps both models loaded, which needs ~31\.8 GB: original ~15\.8 GB "
+                                           r"\+ LeRobot ~16\.0 GB .* 24\.0 GB RAM available\. Use device='cuda'"):
+        memory.resident(tmp_path, device="cpu", memory_gb=24)
+    assert memory.resident(tmp_path, device="cpu", memory_gb=40).load_together
+    assert memory.resident(tiny_layout.TINY_CHECKPOINT, device="cpu", memory_gb=3).load_together
 
 
 def test_a_sequential_run_starts_the_consumer_after_the_producer(tmp_path):

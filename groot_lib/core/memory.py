@@ -127,3 +127,43 @@ def plan(checkpoint: Path, *, device: str, schedule: str = settings.default("sch
     return MemoryPlan("overlap", peaks["producer"], peaks["consumer"], available, where,
                       f"{numbers}; at most ~{together:.1f} GB at once (one model at a time: the consumer loads "
                       "once the producer has released its)")
+
+
+@dataclass
+class ResidentPlan:
+    """Both models kept loaded (an investigation session): whether they may load at the same time."""
+
+    load_together: bool
+    reason: str
+
+
+def resident(checkpoint: Path, *, device: str, memory_gb: float = settings.default("memory_gb")) -> ResidentPlan:
+    """Will both models fit loaded at once (pipeline/investigate.py keeps them)? On the CPU both peaks sit in RAM
+    together; on a GPU both models sit on it, and RAM holds each only while it loads (one after the other when two
+    loads at once would not fit). Raises SettingError naming the numbers when they cannot fit."""
+    from groot_lib.core.errors import SettingError
+
+    weights = weights_fp32_bytes(checkpoint)
+    peaks = {side: (FOOTPRINT_GB[side] * GB + LOAD_FACTOR * weights) / GB for side in FOOTPRINT_GB}
+    available = (memory_gb * GB if memory_gb else available_ram_bytes()) / GB
+    budget, both = HEADROOM * available, sum(peaks.values())
+    numbers = (f"original ~{peaks['producer']:.1f} GB + LeRobot ~{peaks['consumer']:.1f} GB (fp32 weights "
+               f"{weights / GB:.1f} GB x {LOAD_FACTOR} + each kernel's footprint), {available:.1f} GB RAM available")
+    gpu = free_gpu_bytes() if str(device).startswith("cuda") else None
+    if gpu is None:
+        if both > budget:
+            raise SettingError(f"an investigation session keeps both models loaded, which needs ~{both:.1f} GB: "
+                               f"{numbers}. Use device='cuda', a machine with more memory, or `make report` (it "
+                               "holds one model at a time)")
+        return ResidentPlan(True, f"both models in RAM: {numbers}")
+    on_gpu = 2 * LOAD_FACTOR * weights / GB
+    if on_gpu > HEADROOM * gpu / GB:
+        raise SettingError(f"an investigation session keeps both models on the GPU: ~{on_gpu:.1f} GB (fp32 weights "
+                           f"x {LOAD_FACTOR}, twice), the GPU has {gpu / GB:.1f} GB free. Use a larger GPU, or "
+                           "`make report` (it holds one model at a time)")
+    if max(peaks["producer"] + FOOTPRINT_GB["consumer"], peaks["consumer"] + FOOTPRINT_GB["producer"]) > budget:
+        raise SettingError(f"not enough RAM to load even one model beside the other kernel: {numbers}")
+    together = both <= budget
+    return ResidentPlan(together, f"both models on the GPU (~{on_gpu:.1f} GB of {gpu / GB:.1f} GB free); "
+                                  + ("loaded at the same time" if together else "loaded one after the other")
+                                  + f": {numbers}")

@@ -410,7 +410,81 @@ else:
 """),
 ])
 
-NOTEBOOKS = {"producer.ipynb": PRODUCER, "consumer.ipynb": CONSUMER, "explore.ipynb": EXPLORE}
+INVESTIGATE = notebook("groot-lerobot", [
+    md("""
+# Investigate live
+
+Both implementations loaded once and kept: this kernel holds LeRobot's model, and starts the **groot-original**
+kernel, which holds the original's. Edit an observation (prompt, a camera frame or a region of it, state values,
+batch), choose the seed, an explicit initial noise or the number of flow steps, and `probe` runs both and judges them
+by the report's own rules: verdicts, SUSPECT, where it goes wrong and by how much, the heatmap. `sweep` varies one
+edit and plots the gap along it; `save` writes a probe as a regular report folder. Without gr00t the original's side
+serves the committed recordings: only their observations can be probed, as recorded. If the original's kernel dies
+(out of memory, a segfault), the next probe says so and why; `session.restart()` loads it again. Close the session
+when done (it also ends when this kernel does: no orphan kernel, no model held).
+"""),
+    params("""
+# checkpoint folder or hub id, empty is the embedded tiny default
+checkpoint = ""
+# embodiment tag to probe
+tag = "libero_sim"
+# device of both sides: auto, cpu, cuda
+device = "auto"
+# where a saved probe goes, empty is reports/
+out_root = ""
+"""),
+    code("""
+from IPython.display import Image, Markdown
+import pandas as pd
+from groot_lib.compare.plots import png
+from groot_lib.pipeline import investigate
+
+session = investigate.Session.open(checkpoint or None, device=device)
+Markdown(f"**{session.banner}**")
+"""),
+    md("## The tag's fixed observation, probed"),
+    code("""
+base = session.observation(tag)
+probe = session.probe(base)
+display(Markdown(probe._repr_markdown_()), pd.DataFrame(probe.rows()))
+figure = probe.heatmap()
+display(Image(figure)) if isinstance(figure, bytes) else print(figure)
+print(probe.seconds)
+"""),
+    md("## Edits, and a family along one axis (the original live)"),
+    code("""
+if session.described["mode"] != "live":
+    print(session.banner)
+else:
+    edited = session.probe(base.with_prompt("open the top drawer").with_state(next(
+        k[len("state."):] for k in base.raw if k.startswith("state.")), 0.0), steps=2)
+    display(Markdown(edited._repr_markdown_()))
+    family = session.sweep(base, investigate.prompt_words(
+        "put the bowl on the plate then close the microwave door and wipe the table"), [1, 2, 4, 8, 14],
+        label="prompt words")
+    display(pd.DataFrame(family.rows()), Image(png(family.plot())))
+"""),
+    md("""
+## An edit only one side reads differently
+
+An empty instruction: model parity replays the original's own tokens, so the two models still agree; preprocessor
+parity runs LeRobot's preprocessor on the same observation, and it tokenises something else (LeRobot 0.6.1 puts its
+default task in). The probe's first line says which side moved.
+"""),
+    code("""
+if session.described["mode"] == "live":
+    display(session.probe(base.with_prompt("")))
+"""),
+    md("## Save the probe as a report folder, then close"),
+    code("""
+index = session.save(probe, out_root or None)
+session.close()
+Markdown(f"saved: `{index}`")
+"""),
+])
+
+NOTEBOOKS = {"producer.ipynb": PRODUCER, "consumer.ipynb": CONSUMER, "explore.ipynb": EXPLORE,
+             "investigate.ipynb": INVESTIGATE}
 
 
 def main(out_dir: Path = HERE) -> None:

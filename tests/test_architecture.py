@@ -23,7 +23,8 @@ BOUNDARIES = {
     "core": (MODEL_STACK | {"matplotlib", "pandas"} | NOTEBOOK_TOOLS, {"backends", "pipeline", "workbench", "compare"}),
     "compare": (MODEL_STACK | NOTEBOOK_TOOLS, {"backends", "pipeline", "workbench"}),
     "backends": (NOTEBOOK_TOOLS, {"pipeline", "workbench"}),
-    "pipeline": (NOTEBOOK_TOOLS, {"workbench"}),
+    # an investigation session drives the other kernel with jupyter_client, which every kernel env has (ipykernel's)
+    "pipeline": (NOTEBOOK_TOOLS - {"jupyter_client"}, {"workbench"}),
     "workbench": (MODEL_STACK, {"backends"}),
     "tiny/layout.py": (MODEL_STACK | {"numpy"}, {"backends", "pipeline", "workbench", "compare", "core"}),
 }

@@ -96,6 +96,22 @@ def backend(name: str) -> Any:
     return module
 
 
+@contextmanager
+def flow_steps(loaded: "Loaded", steps: int | None) -> Iterator[None]:
+    """Sample with ``steps`` flow-matching steps instead of the checkpoint's (None: unchanged); both implementations
+    keep the count on their action head."""
+    head = loaded.model.action_head
+    before = head.num_inference_timesteps
+    if steps is not None:
+        if int(steps) < 1:
+            raise ParityError(f"steps must be a whole number >= 1, got {steps!r}")
+        head.num_inference_timesteps = int(steps)
+    try:
+        yield
+    finally:
+        head.num_inference_timesteps = before
+
+
 def rerun_stages(loaded: "Loaded", recorded: dict[str, np.ndarray], *,
                  model_inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Each of the loaded model's named stages re-run on the inputs another run recorded for it (backends/

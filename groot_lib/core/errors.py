@@ -43,3 +43,8 @@ class VariantUnavailableError(ParityError):
 
 class SettingError(ParityError):
     """A setting (flag, make variable, environment variable, notebook parameter) has an invalid value."""
+
+
+class KernelDied(KernelError):
+    """A kernel a session keeps died (killed, out of memory, a crash): the message names the cause; the session
+    can be restarted."""

@@ -214,7 +214,7 @@ class ReplayRun:
 
         start = time.perf_counter()
         ref, source = job.context["ref"], job.context["source"]
-        arrays = self._parity(loaded, ref, source, study=self.study and not job.context["case"]) \
+        arrays = self.outputs(loaded, ref, source, study=self.study and not job.context["case"]) \
             if job.context["reference"] else self._low_precision(loaded, ref, source)
         info = {"provenance": contract.provenance_once(self.backend, loaded),
                 "seconds": time.perf_counter() - start, "stages": self.knobs.stages}
@@ -244,7 +244,7 @@ class ReplayRun:
         return {"action_pred": self.backend.sample(loaded, source.inputs, seed=source.seed,
                                                    noise=ref.initial_noise)["action_pred"]}
 
-    def _parity(self, loaded, ref: Artifact, source: Artifact, *, study: bool) -> dict[str, np.ndarray]:
+    def outputs(self, loaded, ref: Artifact, source: Artifact, *, study: bool) -> dict[str, np.ndarray]:
         """The reference variant: the parity replay (its stages when localising), the study's replay from the
         recorded noise when the seeded noise differs, and LeRobot's pre- and postprocessing of the raw
         observations."""

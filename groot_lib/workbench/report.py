@@ -76,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     clean = sub.add_parser("clean", help="keep only the newest finished reports and the runs in progress")
     clean.add_argument("--root", type=Path, default=report_folder.ROOT)
     clean.add_argument("--keep", type=_keep, default=5)
+    index = sub.add_parser("index", help="(re)write a report folder's index.html and summary.txt from its verdicts")
+    index.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "index":
+        print(write_folder_pages(args.folder))
+        return 0
     done = report_folder.clean(args.root, args.keep)
     print(f"removed {len(done.removed)} finished report folder(s) from {args.root}, kept the newest "
           f"{len(done.kept)}" + (f": {', '.join(p.name for p in done.kept)}" if done.kept else ""))
@@ -100,6 +105,25 @@ STYLE = ("<style>body{font-family:sans-serif;max-width:1200px;margin:1em auto;pa
          ".figures{display:flex;flex-wrap:wrap;gap:8px}.figures img{max-width:100%;height:auto}"
          ".thumb{max-width:440px}.wide{max-width:100%}details{margin:.4em 0}summary{cursor:pointer;font-weight:bold}"
          ".scroll{overflow-x:auto;max-width:100%}pre{white-space:pre-wrap}</style>")
+
+
+def write_folder_pages(folder: Path) -> Path:
+    """index.html and summary.txt of a folder holding verdicts.json and artifacts/source.json (an investigation's
+    saved probe, or a report to re-render), with the same writers ``make report`` uses; returns index.html."""
+    from groot_lib.pipeline.handoff import read_source
+    from groot_lib.workbench.summary import terminal_summary
+
+    verdicts = report_folder.read_verdicts(folder)
+    source = read_source(folder / "artifacts")
+    banner = source.get("banner", "original outputs: unknown")
+    pages = {p.stem: p for p in sorted(folder.glob("*.html")) if p.name != "index.html"}
+    index = write_index(folder, banner=banner, verdicts=verdicts, pages=pages, errors=[],
+                        settings={**verdicts.settings, "notes": []}, source=source)
+    code = 0 if verdicts.passed else 1
+    atomic_write_text(folder / "summary.txt", terminal_summary(code=code, index=index, banner=banner,
+                                                               verdicts=verdicts, errors=[],
+                                                               refused=verdicts.refused) + "\n")
+    return index
 
 
 def _table(rows: list[dict]) -> str:

@@ -256,6 +256,19 @@ def run_bare(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Path
             "tags": producer["detail"]["tags"]}
 
 
+def run_investigate(label: str, ckpt: Path, hf_home: Path, work: Path, device: str, probes: int) -> dict:
+    """A live investigation session (bench/investigate.py, LeRobot env): its start, each probe, memory."""
+    out = work / "investigate" / f"{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run = measure(f"investigate-{label}", [str(PY["lerobot"]), "-m", "bench.investigate", "--checkpoint", str(ckpt),
+                                           "--hf-home", str(hf_home), "--device", device, "--probes", str(probes),
+                                           "--json", str(out)], work / "logs")
+    if run["rc"] != 0 or not out.is_file():
+        log(f"investigate ({label}) failed; see {run['log']}:\n{tail(run['log'])}")
+        return {"error": f"investigate ({label}) failed (exit {run['rc']}); see {run['log']}"}
+    return {**run, **json.loads(out.read_text())}
+
+
 # ----------------------------------------------------------------------------- formatting
 
 
@@ -410,6 +423,7 @@ def render(result: dict) -> str:
         md += ["## Cost vs number of tags (tiny)", "",
                table(["flow", "1 tag s", f"{n} tags s", "s per extra tag", "s per tag (average)"], rows), ""]
     md += memory_section(result), ""
+    md += investigate_section(result)
     md += real_size_section(result)
     md += ["Raw numbers, logs and executed notebooks: " + f"`{result['json']}`, `{result['work']}/`."]
     return "\n".join(md) + "\n"
@@ -475,6 +489,34 @@ def memory_section(result: dict) -> str:
     return "\n".join(text)
 
 
+def investigate_section(result: dict) -> list[str]:
+    """Investigating live against one `make report` per question (same run, same machine)."""
+    rows = []
+    for label, found in result.get("investigate", {}).items():
+        if "error" in found:
+            rows.append([label] + ["n/a: " + found["error"]] + ["-"] * 7)
+            continue
+        summary = found["summary"]
+        key = next((k for k in (f"{label}-1", f"{label}-all") if k in result["reports"]), None)
+        report = result["reports"].get(key)
+        growth = summary["rss growth %"]
+        rows.append([f"{label} ({found['mode']}, {len(found['probes'])} probes)", fmt(found["open s"]),
+                     f"{report['seconds']:.1f} ({key})" if report else "-", fmt(summary["median probe s"], 2),
+                     fmt(summary["p90 probe s"], 2),
+                     fmt(summary["median original compute s"] + summary["median lerobot compute s"], 2),
+                     fmt(summary["probe / compute"], 2) + "x",
+                     " / ".join(f"{v:+.1f}%" for v in growth.values())])
+    if not rows:
+        return []
+    return ["## Investigating live (bench/investigate.py)", "",
+            table(["checkpoint", "session start s", "`make report` s", "probe s (median)", "probe s (p90)",
+                   "both sides' compute s (median)", "probe / compute", "RSS last vs first probe (LeRobot / "
+                   "original)"], rows), "",
+            "Targets: session start <= one `make report`; a probe <= 1 s on 2 cores (tiny) and <= 1.2x the two sides' "
+            "compute at size. Probes after the first (which pays one-time warm-up), cycling the fixed observation "
+            "and (gr00t live) a prompt, a frame region and a state edit.", ""]
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -499,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"also the real N1.7-3B size ({REAL_CKPT.relative_to(REPO)}: `make real-size-checkpoint`)"
                              ": fp32 and fp32+bf16 on 1 tag, fp32+bf16 on all tags, batch 1 (~10 min on 2 cores)")
     parser.add_argument("--only-real-size", action="store_true", help="the real-size rows alone")
+    parser.add_argument("--probes", type=int, default=100,
+                        help="probes of the live investigation session on tiny (0: skip it; 10 on the scaled one)")
     args = parser.parse_args(argv)
 
     from groot_lib.workbench.kernels import ensure_jupyter_path
@@ -539,11 +583,16 @@ def main(argv: list[str] | None = None) -> int:
         for label, tags in plan:
             result["bare"][label] = run_bare(label, TINY_CKPT, TINY_HF, tags, work, args.device)
             result["reports"][label] = run_report(label, TINY_CKPT, TINY_HF, tags, work, args.device)
+        if args.probes and plan:
+            result.setdefault("investigate", {})["tiny"] = run_investigate("tiny", TINY_CKPT, TINY_HF, work, args.device, args.probes)
         if has_gr00t and not args.skip_scaled:
             ckpt, hf_home, info = scaled_checkpoint(args.scale, args.seed, work / "logs")
             result["checkpoints"]["scaled"] = info
             result["bare"]["scaled-all"] = run_bare("scaled-all", ckpt, hf_home, None, work, args.device)
             result["reports"]["scaled-all"] = run_report("scaled-all", ckpt, hf_home, None, work, args.device)
+            if args.probes:
+                result.setdefault("investigate", {})["scaled"] = run_investigate("scaled", ckpt, hf_home, work, args.device,
+                                                                  min(args.probes, 10))
         elif args.skip_scaled:
             result["notes"].append("scaled-up run skipped (--skip-scaled).")
         if any(r.get("timings") is None for r in result["reports"].values()):
@@ -559,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".md").write_text(md)
     print(md)
     print(f"written: {out.with_suffix('.md').relative_to(REPO)} and .json")
-    failed = [r for r in [*result["reports"].values(), *result["bare"].values()] if r.get("error")]
+    failed = [r for r in [*result["reports"].values(), *result["bare"].values(),
+                          *result.get("investigate", {}).values()] if r.get("error")]
     return 1 if failed else 0
 
 

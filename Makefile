@@ -111,6 +111,7 @@ record-references: kernels
 	$(TOOLS) -m groot_lib.workbench.workflow record --sweep 2 $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
 	$(TOOLS) -m groot_lib.workbench.workflow record --checkpoint checkpoints/tiny/gr00t-n1.7-tiny-variants --variants fp32-sdpa --stages off \
 	  $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
+	$(TOOLS) -m groot_lib.workbench.workflow record-training
 
 # Per-phase wall time + peak RSS of `make report` (tiny + a generated scaled-up checkpoint) against
 # a bare script + pytest flow: build/bench/results-<UTC>.md/.json. BENCH_ARGS=--skip-scaled etc.

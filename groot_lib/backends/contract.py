@@ -7,12 +7,17 @@ Polygraphy's runner contract, for a flow-matching policy. A backend module (``ba
 * ``identity() -> dict``: is it importable, and which code is it (version, commit, content hash);
 * ``load(checkpoint, layout, *, variant, device)``: a context manager yielding a ``Loaded`` model and
   freeing it on exit (one model held at a time);
-* ``preprocess(loaded, layout, raw) -> {dotted key: ndarray}``: raw observations to the model's inputs;
+* ``preprocess(loaded, layout, raw) -> {dotted key: ndarray}``: raw observations to the model's inputs (with
+  ``action.<group>`` chunks in ``raw``, also the encoded training target ``action`` and ``action_mask``);
 * ``sample(loaded, inputs, *, seed, noise=None) -> {"action_pred", "initial_noise"}``: flat inputs
   in, seeded or noise-injected flow-matching sample out;
 * ``decode(loaded, layout, raw, action_pred) -> ndarray``: what the robot gets: ``action_pred`` unnormalised,
   relative groups made absolute against ``raw``'s state, groups concatenated in the checkpoint's order;
-* ``provenance(loaded) -> dict``: what really ran (dtype, attention read back, machine, code).
+* ``provenance(loaded) -> dict``: what really ran (dtype, attention read back, machine, code);
+* ``train_step(loaded, inputs, *, seed, tape) -> {"loss", "action_loss", "grads", "order"}``: one training forward
+  and backward, its random draws recorded on or served from ``tape`` (backends/training.py);
+* ``recipe(loaded) -> dict``: what a fine-tune on this side trains and how (tune flags, trainable set, timestep
+  distribution, dropout, optimizer defaults).
 
 What the two share (attention read-back, the sampling tail, provenance basics) lives here, once.
 """
@@ -33,7 +38,7 @@ from groot_lib.core.errors import ParityError, VariantUnavailableError
 from groot_lib.core.variants import Variant, check_attention_ran
 
 FUNCTIONS = ("identity", "require", "import_stack", "load", "preprocess", "sample", "decode", "decode_as_configured",
-             "provenance")
+             "provenance", "train_step", "recipe")
 DEFAULT_STAGE_MB = settings.default("stage_mb")
 
 
@@ -65,6 +70,10 @@ class Backend(Protocol):
                              action_pred: np.ndarray) -> tuple[str | None, np.ndarray]: ...
 
     def provenance(self, loaded: Loaded) -> dict: ...
+
+    def train_step(self, loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any) -> dict[str, Any]: ...
+
+    def recipe(self, loaded: Loaded) -> dict[str, Any]: ...
 
 
 def mismatches(module: Any) -> list[str]:

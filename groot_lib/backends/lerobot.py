@@ -117,6 +117,49 @@ def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
                                    stages=contract.stage_capture(capture_stages, stage_inputs, stage_mb))
 
 
+def train_step(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any) -> dict[str, Any]:
+    """One training forward and backward as ``GrootPolicy.forward`` runs it (its input filter, its autocast) on
+    the collated training inputs, the random draws served from ``tape`` (backends/training.py); the model's own
+    output dict is kept, since the policy returns the loss alone."""
+    import torch
+
+    from groot_lib.backends import training
+
+    policy = loaded.extra["policy"]
+    nested = torch_io.to_torch_tree(inputs)
+    groot_inputs = policy._filter_groot_inputs(nested.get("inputs", nested), include_action=True)
+
+    def forward():
+        with torch.autocast(device_type=torch.device(loaded.device).type, dtype=torch.bfloat16,
+                            enabled=_use_bf16(loaded)):
+            return loaded.model.forward(groot_inputs)
+
+    return training.step(loaded.model, forward, seed=seed, tape=tape)
+
+
+def recipe(loaded: Loaded) -> dict[str, Any]:
+    """What a LeRobot fine-tune trains and how: GrootConfig's tune flags (they set the trainable set), the model
+    config's timestep distribution, and the optimizer and scheduler presets ``lerobot-train`` builds."""
+    import dataclasses
+
+    from groot_lib.backends import training
+
+    config = loaded.extra["policy"].config
+    opt, sched = config.get_optimizer_preset(), config.get_scheduler_preset()
+    optimizer = {"optimizer": type(opt).__name__, "lr": opt.lr, "betas": tuple(opt.betas), "eps": opt.eps,
+                 "weight_decay": opt.weight_decay, "grad_clip_norm": opt.grad_clip_norm,
+                 "scheduler": getattr(sched, "name", type(sched).__name__),
+                 "warmup_ratio": getattr(config, "warmup_ratio", None),
+                 # what a user's fine-tune gets: GrootConfig's default (the workbench sets it per variant)
+                 "bf16": next((f.default for f in dataclasses.fields(config) if f.name == "use_bf16"), None)}
+    found = training.recipe(loaded.model, optimizer=optimizer)
+    for key in ("tune_llm", "tune_visual", "tune_top_llm_layers", "tune_projector", "tune_diffusion_model",
+                "tune_vlln"):
+        if hasattr(config, key):
+            found[key] = getattr(config, key)
+    return found
+
+
 def raw_to_lerobot_batch(layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, Any]:
     """The artifact's raw observations in LeRobot's layout: images (B,[T,]3,H,W) uint8,
     one flat state vector in the checkpoint's group order, and ``task`` strings."""
@@ -152,11 +195,17 @@ def _pipelines(loaded: Loaded, layout: EmbodimentLayout, decode_transform: str =
 
 def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run LeRobot's own preprocessor pipeline (tokenizer, chat template, image packing,
-    checkpoint-driven normalisation) and return its model-input tensors."""
+    checkpoint-driven normalisation) and return its model-input tensors. With ``action.<group>`` chunks in
+    ``raw`` (a training sample) they go in as ``action``, the groups concatenated in the checkpoint's order as a
+    LeRobot dataset stores them, and come out encoded as the training target (``action``, ``action_mask``)."""
     import torch
 
     _, preprocessor, _ = _pipelines(loaded, layout)
-    out = preprocessor(raw_to_lerobot_batch(layout, raw))
+    batch = raw_to_lerobot_batch(layout, raw)
+    if all(f"action.{key}" in raw for key in layout.action_dims):
+        batch["action"] = torch.from_numpy(np.concatenate([raw[f"action.{key}"] for key in layout.action_dims],
+                                                          axis=-1).astype(np.float32))
+    out = preprocessor(batch)
     return {k: torch_io.to_numpy(v) for k, v in out.items() if isinstance(v, torch.Tensor)}
 
 

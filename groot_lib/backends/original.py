@@ -86,24 +86,57 @@ def load(checkpoint: Path, layout: EmbodimentLayout | None, *, variant: Variant,
 
 
 def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Raw observations -> the collated batch ``model.get_action`` takes (policy's steps 1-3), flat numpy."""
+    """Raw observations -> the collated batch ``model.get_action`` takes (policy's steps 1-3), flat numpy. With
+    ``action.<group>`` chunks in ``raw`` (a training sample) the processor also encodes them as the training
+    target: ``action`` (normalised, relative groups against the state, padded) and ``action_mask``."""
     from gr00t.data.embodiment_tags import EmbodimentTag
     from gr00t.data.types import MessageType, VLAStepData
 
     processor = loaded.extra["processor"]
     tag = EmbodimentTag.resolve(layout.tag)
     batch = raw[f"language.{layout.language_key}"].shape[0]
+    with_actions = all(f"action.{key}" in raw for key in layout.action_dims)
     processed = []
     for i in range(batch):
         step = VLAStepData(
             images={cam: list(raw[f"video.{cam}"][i]) for cam in layout.cameras},
             states={key: raw[f"state.{key}"][i] for key in layout.state_dims},
-            actions={},
+            actions={key: raw[f"action.{key}"][i] for key in layout.action_dims} if with_actions else {},
             text=str(raw[f"language.{layout.language_key}"][i]),
             embodiment=tag,
         )
         processed.append(processor([{"type": MessageType.EPISODE_STEP.value, "content": step}]))
     return {k: torch_io.to_numpy(v) for k, v in torch_io.flatten(processor.collator(processed)).items()}
+
+
+def train_step(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any) -> dict[str, Any]:
+    """One training forward and backward (``Gr00tN1d7.forward``: the action head's masked velocity MSE) on the
+    collated training inputs, its random draws recorded on (or served from) ``tape`` (backends/training.py)."""
+    from groot_lib.backends import training
+
+    collated = torch_io.to_torch_tree(inputs)
+    return training.step(loaded.model, lambda: loaded.model.forward(collated["inputs"]), seed=seed, tape=tape)
+
+
+def recipe(loaded: Loaded) -> dict[str, Any]:
+    """What gr00t's fine-tuning trains and how: the model config's tune flags and timestep distribution, the
+    trainable set they leave, and gr00t's TrainingConfig defaults (AdamW's betas and eps are transformers')."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from gr00t.configs.training.training_config import TrainingConfig
+
+    from groot_lib.backends import training
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+    hf = {f.name: f.default for f in dataclasses.fields(TrainingArguments)}
+    optimizer = {"optimizer": defaults.get("optim"), "lr": defaults.get("learning_rate"),
+                 "betas": (hf["adam_beta1"], hf["adam_beta2"]), "eps": hf["adam_epsilon"],
+                 "weight_decay": defaults.get("weight_decay"), "grad_clip_norm": defaults.get("max_grad_norm"),
+                 "scheduler": defaults.get("lr_scheduler_type"), "warmup_ratio": defaults.get("warmup_ratio"),
+                 "bf16": defaults.get("bf16")}
+    return training.recipe(loaded.model, optimizer=optimizer)
 
 
 def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,

@@ -44,6 +44,10 @@ class TagResult:
     decoded_missing: str = ""
     lerobot_decoded: np.ndarray | None = None
     original_decoded: np.ndarray | None = None
+    # one training step (compare/training.py): targets, loss and gradients; the recipes side by side
+    training: list[Comparison] = field(default_factory=list)
+    training_missing: str = ""
+    recipe: list[dict] = field(default_factory=list)
 
     @property
     def first_divergence(self):
@@ -68,7 +72,7 @@ class TagResult:
 
     @property
     def comparisons(self) -> list[Comparison]:
-        return [self.model, *self.preprocessor, *([self.decoded] if self.decoded else [])]
+        return [self.model, *self.preprocessor, *([self.decoded] if self.decoded else []), *self.training]
 
     def decoded_heatmap_data(self) -> dict:
         """|delta| max over batch on (valid horizon x named action dims) of the decoded actions, or {}."""

@@ -105,7 +105,22 @@ def tag_lines(result) -> list[dict]:
                     "text": preprocessor_line(result.preprocessor, result.preprocessing_effect)})
     if result.decoded is not None and result.decoded.status != "PASS":
         out.append({"check": result.decoded.check, "status": result.decoded.status, "text": decoded_line(result.decoded)})
+    for check in dict.fromkeys(c.check for c in result.training):
+        failing = [c for c in result.training if c.check == check and c.status != "PASS"]
+        if failing:
+            out.append({"check": check, "status": status_of(failing), "text": training_line(failing)})
     return [{"tag": result.tag, **line} for line in out]
+
+
+def training_line(failing: list[Comparison]) -> str:
+    """The failing tensors of one training check (compare/training.py), each with its reason and what its notes
+    localise: the first diverging gradient, parameters trained on one side only, recipe differences."""
+    parts = []
+    for c in failing:
+        text = amount(c) if c.comparable and c.n_total else f"{c.name}: {c.reason}"
+        notes = [n for n in c.notes if not n.startswith("largest relative")]
+        parts.append(text + "".join(f"; {n}" for n in notes))
+    return " | ".join(parts)
 
 
 def precision_line(verdict) -> dict | None:

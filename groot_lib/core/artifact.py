@@ -21,7 +21,7 @@ from groot_lib.core.variants import DEFAULT_VARIANT  # noqa: E402  (re-exported)
 REQUIRED_KEYS = ("meta::schema", "meta::embodiment_tag", "meta::seed", "meta::producer",
                  "meta::checkpoint", "out::action_pred")
 _REGEN = "re-run the producer (make report) to regenerate it"
-_SECTIONS = {"raw::": "raw", "in::": "inputs", "out::": "outputs", "stage::": "stages"}
+_SECTIONS = {"raw::": "raw", "in::": "inputs", "out::": "outputs", "stage::": "stages", "train::": "training"}
 _ACTION_CHUNKS = ("out::action_pred", "out::decoded_action")  # float32 (B, horizon, action_dim) when present
 
 
@@ -41,6 +41,9 @@ class Artifact:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     # named model stages (backends/stage_hooks.py): "<stage>@<call>" -> float32 output, when captured
     stages: dict[str, np.ndarray] = field(default_factory=dict)
+    # one training step (pipeline/training_step.py): "action.<group>" (the chunk beside ``raw``), "in.<key>" (its
+    # collated inputs with the encoded target), "draw.<i>.<kind>", "loss", "action_loss", "grad.<parameter>"
+    training: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def action_pred(self) -> np.ndarray:
@@ -143,7 +146,7 @@ def save_artifact(artifact: Artifact) -> Path:
         "meta::extra": np.array(json.dumps(dict(artifact.extra or {}), sort_keys=True, default=str)),
     }
     for prefix, section in (("raw::", artifact.raw), ("in::", artifact.inputs), ("out::", outputs),
-                            ("stage::", artifact.stages or {})):
+                            ("stage::", artifact.stages or {}), ("train::", artifact.training or {})):
         for name, value in section.items():
             key = prefix + name
             if not name or "::" in name:
@@ -284,7 +287,7 @@ def load_artifact(path: str | Path, *, expected_fingerprint: str | None = None,
                           f"  Hint: {_REGEN}.", path=path, key="meta::checkpoint")
     if expected_fingerprint is not None:
         _check_fingerprint(path, checkpoint["fingerprint"], expected_fingerprint)
-    sections: dict[str, dict[str, np.ndarray]] = {"raw": {}, "inputs": {}, "outputs": {}, "stages": {}}
+    sections: dict[str, dict[str, np.ndarray]] = {"raw": {}, "inputs": {}, "outputs": {}, "stages": {}, "training": {}}
     for key, arr in data.items():
         for prefix, section in _SECTIONS.items():
             if key.startswith(prefix):

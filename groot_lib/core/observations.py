@@ -64,3 +64,24 @@ def build_observations(
     picks = [INSTRUCTIONS[(seed + i) % len(INSTRUCTIONS)] for i in range(batch_size)]
     obs[f"language.{layout.language_key}"] = np.asarray(picks, dtype=str)
     return obs
+
+
+TRAINING_RECIPE = "action-chunk-v1"
+
+
+def build_action_chunk(layout: EmbodimentLayout, *, seed: int, batch_size: int,
+                       statistics: dict | None = None) -> dict[str, np.ndarray]:
+    """A training sample's action chunk: ``action.<group>`` (B, horizon, D) float32, absolute (a relative group is
+    made relative to the state by each side's own training preprocessing), drawn around the checkpoint's action
+    q01..q99 range with some values outside it, so clipping and the relative conversion are both exercised."""
+    rng = np.random.default_rng([seed, sum(map(ord, layout.tag)), 1])
+    stats = (statistics or {}).get("action", {})
+    chunk: dict[str, np.ndarray] = {}
+    for key, dim in layout.action_dims.items():
+        entry = stats.get(key, {})
+        lo = np.asarray(entry.get("q01", entry.get("min", [-1.0] * dim)), dtype=np.float64)
+        hi = np.asarray(entry.get("q99", entry.get("max", [1.0] * dim)), dtype=np.float64)
+        span = np.maximum(hi - lo, 1e-3)
+        values = rng.uniform(lo - 0.1 * span, hi + 0.1 * span, size=(batch_size, layout.action_horizon, dim))
+        chunk[f"action.{key}"] = values.astype(np.float32)
+    return chunk

@@ -162,6 +162,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("sweep", 0, _int(0), "Observations per embodiment beyond the fixed one, each stressing other inputs "
          "(prompt lengths and scripts, batch 1 and 3-4, structured images at real camera resolutions, states at and "
          "outside the range; core/sweep_cases.py); 0: none.", make="SWEEP", env="GROOT_PARITY_SWEEP", sides=("producer",)),
+    Knob("train", False, _flag, "1: also compare one training step per tag (the target encoding, loss, action loss "
+         "and every trainable parameter's gradient on the same inputs and random draws, and each side's fine-tuning "
+         "recipe; compare/training.py); 0: inference only. Recordings without gr00t: references/tiny-train "
+         "(ARTIFACTS=references/tiny-train).", make="TRAIN", env="GROOT_PARITY_TRAIN"),
     Knob("artifacts", None, _text, "A folder of the original's outputs to judge instead of running the producer: "
          "groot-parity artifacts, or LeRobot's own dumps (original_n1_7_<tag>.npz from its dump_original_n1_7.py; "
          "they need trust_legacy).", make="ARTIFACTS", env="GROOT_N1_7_PARITY_DIR", sides=()),

@@ -21,6 +21,7 @@ from groot_lib.core.artifact import Artifact, drop_prefetched, find_artifacts, l
 from groot_lib.compare.parity import (TagResult, decoded_parity, heatmap_title, model_parity, precision_study,
                                       preprocessor_parity, stage_parity)
 from groot_lib.compare.comparison import Comparison
+from groot_lib.compare.training import training_parity
 from groot_lib.core.errors import ParityError
 from groot_lib.compare.precision import PrecisionVerdict
 from groot_lib.compare.sweep_verdicts import SweepCaseResult, SweepSummary, summarise
@@ -175,6 +176,8 @@ class ConsumerReport:
                 out.append({"tag": r.tag, "check": "preprocessor parity", "why": r.preprocessor_missing})
             if r.decoded is None:
                 out.append({"tag": r.tag, "check": "decoded actions", "why": r.decoded_missing})
+            if not r.training:
+                out.append({"tag": r.tag, "check": "training step", "why": r.training_missing})
             if r.stages is None and r.model.status != "PASS":
                 out.append({"tag": r.tag, "check": "stage localisation", "why": r.stages_missing})
         for case in self.sweep:
@@ -298,11 +301,14 @@ class Checks:
         """A tag's fixed observation: every check, where its stages diverge, what preprocessing does to actions."""
         model, pre, pre_missing, decoded, decoded_missing = self.run(tag, replay, artifact)
         stages, missing = stage_parity(replay, artifact)
+        training, recipe, training_missing = training_parity(replay, artifact, atol=self.knobs.atol,
+                                                             rtol=self.knobs.rtol, layout=self.layouts[tag])
         return TagResult(tag, self.layouts[tag], model, pre, replay.action_pred, artifact.action_pred,
                          self.knobs.noise_mode, seconds=replay.seconds, stages=stages, stages_missing=missing,
                          preprocessor_missing=pre_missing, preprocessing_effect=_preprocessing_effect(replay),
                          decoded=decoded, decoded_missing=decoded_missing, lerobot_decoded=replay.decoded,
-                         original_decoded=artifact.decoded_action)
+                         original_decoded=artifact.decoded_action, training=training,
+                         training_missing=training_missing, recipe=recipe)
 
     def case(self, tag: str, case: str, replay, artifact: Artifact) -> SweepCaseResult:
         """One input-sweep case, under the fixed observation's rules and localisation."""
@@ -406,6 +412,7 @@ def _tag_summary(result: TagResult, limit: int = 200) -> dict:
             "first_divergence": result.divergence(), "stages": stages,
             "preprocessing effect on action_pred": result.preprocessing_effect,
             "decoded actions": (result.decoded.status if result.decoded else f"not compared: {result.decoded_missing}"),
+            "training recipe": result.recipe,
             "input details": {c.name: [{k: v for k, v in row.items() if k != "images"} for row in c.details]
                               for c in result.preprocessor if c.details},
             "n_violating_cells": len(cells), "violating_cells": cells[:limit],

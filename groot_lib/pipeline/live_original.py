@@ -68,7 +68,7 @@ class Server:
 
         self.checkpoint, self.work_dir = ckpt.resolve_checkpoint(checkpoint), Path(work_dir)
         self.variant = variant
-        knobs = settings.for_notebook("producer", {"device": device, "variants": variant})
+        knobs = settings.for_notebook("producer", {"device": device, "variants": variant, "train": False})
         self.device, status, _ = produce._import_stack(knobs)
         self.backend = contract.backend(produce.BACKEND)
         self.statistics = ckpt.read_json(self.checkpoint / "statistics.json")

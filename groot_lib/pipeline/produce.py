@@ -17,12 +17,12 @@ from groot_lib.core import settings
 from groot_lib.core.artifact import SCHEMA, Artifact, artifact_path, load_artifact, save_artifact
 from groot_lib.core.errors import ParityError
 from groot_lib.core import sweep_cases as input_sweep
-from groot_lib.core.observations import OBSERVATION_RECIPE, build_observations
+from groot_lib.core.observations import OBSERVATION_RECIPE, TRAINING_RECIPE, build_observations
 from groot_lib.core.sweep_cases import SWEEP_RECIPE, case_path
 from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, publish
 from groot_lib.core.variants import plan
 from groot_lib.pipeline import handoff, progress
-from groot_lib.pipeline import driver
+from groot_lib.pipeline import driver, training_step
 from groot_lib.pipeline.driver import Job
 from groot_lib.pipeline.sources import ProducerResult, use_recordings
 from groot_lib.tiny import layout as tiny_layout
@@ -94,6 +94,7 @@ class ProducerRun:
     environment: dict
     backend: object  # backends.original, checked against the contract (backends.contract.backend)
     result: ProducerResult
+    train: bool  # the reference variant's fixed observations also record one training step
     first_noise: dict = field(default_factory=dict)  # tag -> the reference variant's initial noise
     side = "producer"
 
@@ -108,11 +109,15 @@ class ProducerRun:
 
     def _job(self, tag: str, variant, noise: str, raw: dict, seed: int, case=None) -> Job:
         fields = {**self.base, "tag": tag, "variant": variant.name, "noise": noise,
-                  **({"sweep": [SWEEP_RECIPE, case.describe()]} if case else {})}
+                  **({"sweep": [SWEEP_RECIPE, case.describe()]} if case else {}),
+                  **({"train": TRAINING_RECIPE} if self._trains(variant, case) else {})}
         key = content_key(fields)
         name = f"{tag}.{case.name}" if case else tag
         return Job(tag, variant, key, entry_path(self.store_dir, "original", name, variant.name, key),
                    {"noise": noise, "raw": raw, "seed": seed, "case": case})
+
+    def _trains(self, variant, case) -> bool:
+        return self.train and case is None and variant.name == self.first
 
     def read(self, job: Job):
         return _stored(job.path, job.key, self.fingerprint["fingerprint"], self.result.notes)
@@ -141,16 +146,20 @@ class ProducerRun:
             decode_error = f"{type(exc).__name__}: {exc}"
         if captured:  # repeated arrays (pixel_values, a block's input = the previous block's output) stored once
             captured = stage_hooks.compact(captured, model_inputs=inputs)
+        training = (training_step.record(ob, loaded, self.layouts[job.tag], raw, seed=job.context["seed"],
+                                         statistics=self.statistics[job.tag])
+                    if self._trains(job.variant, case) else ({}, None))
         return {"out": out, "inputs": inputs, "stages": captured, "decode_error": decode_error,
-                "producer": contract.provenance_once(ob, loaded)}
+                "training": training, "producer": contract.provenance_once(ob, loaded)}
 
     def store(self, job: Job, done: dict) -> dict:
         raw, case, decode_error = job.context["raw"], job.context["case"], done["decode_error"]
         save_artifact(Artifact(
             job.path, embodiment_tag=job.tag, seed=job.context["seed"], checkpoint=self.fingerprint,
             producer=done["producer"], raw=raw, inputs=done["inputs"], outputs=done["out"], variant=job.variant.name,
-            stages=done["stages"] or {},
-            extra={"observation_recipe": SWEEP_RECIPE if case else OBSERVATION_RECIPE,
+            stages=done["stages"] or {}, training=done["training"][0],
+            extra={**({"training": done["training"][1]} if done["training"][1] else {}),
+                   "observation_recipe": SWEEP_RECIPE if case else OBSERVATION_RECIPE,
                    "batch_size": int(next(iter(raw.values())).shape[0]), "noise": job.context["noise"],
                    "store_key": job.key, "environment": self.environment,
                    **({"sweep_case": case.describe()} if case else {}),
@@ -271,4 +280,4 @@ def _live_run(request: Request, *, status: dict, first: str, refused: dict, back
                                       statistics=statistics[tag]) for tag in tags},
         cases={tag: [input_sweep.case(layouts[tag], i, knobs.seed) for i in range(knobs.sweep)] for tag in tags},
         statistics=statistics, environment=request.environment, backend=backend,
-        result=ProducerResult(mode="live", banner=banner, refused=refused))
+        result=ProducerResult(mode="live", banner=banner, refused=refused), train=knobs.train)

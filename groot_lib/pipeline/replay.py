@@ -24,7 +24,7 @@ from groot_lib.core.artifact import Artifact
 from groot_lib.core.atomic import atomic_save_npz
 from groot_lib.core.store import DEFAULT_ROOT, code_digest, content_key, entry_path, file_digest
 from groot_lib.core.variants import DEFAULT_VARIANT, plan
-from groot_lib.pipeline import progress
+from groot_lib.pipeline import progress, training_step
 from groot_lib.pipeline import driver
 from groot_lib.pipeline.driver import Job
 
@@ -86,6 +86,11 @@ class Replay:
     @property
     def preprocessed(self) -> dict[str, np.ndarray]:
         return {k[len(PRE):]: v for k, v in self.arrays.items() if k.startswith(PRE)}
+
+    @property
+    def training(self) -> dict[str, np.ndarray]:
+        """LeRobot's half of the training-step check (pipeline/training_step.py), keyed without its prefix."""
+        return {k[len(training_step.PREFIX):]: v for k, v in self.arrays.items() if k.startswith(training_step.PREFIX)}
 
 
 @dataclass
@@ -175,8 +180,8 @@ class ReplayRun:
         for tag, ref in refs.items():
             source = self.artifacts.get(variant.name, {}).get(tag, ref)
             fields = {**self.base, "tag": tag, "variant": variant.name, "artifact": self.digest(source),
-                      **({"noise_mode": self.knobs.noise_mode, "study": self.study} if reference
-                         else {"noise": self.digest(ref)})}
+                      **({"noise_mode": self.knobs.noise_mode, "study": self.study, "train": self.knobs.train}
+                         if reference else {"noise": self.digest(ref)})}
             key = content_key(fields)
             jobs.append(Job(tag, variant, key, entry_path(self.store_dir, "lerobot", tag, variant.name, key),
                             {"ref": ref, "source": source, "reference": reference, "case": None}))
@@ -216,8 +221,12 @@ class ReplayRun:
         ref, source = job.context["ref"], job.context["source"]
         arrays = self.outputs(loaded, ref, source, study=self.study and not job.context["case"]) \
             if job.context["reference"] else self._low_precision(loaded, ref, source)
-        info = {"provenance": contract.provenance_once(self.backend, loaded),
-                "seconds": time.perf_counter() - start, "stages": self.knobs.stages}
+        info = {"provenance": contract.provenance_once(self.backend, loaded), "stages": self.knobs.stages}
+        if job.context["reference"] and not job.context["case"] and self.knobs.train and ref.training:
+            trained, info["training"] = training_step.replay(self.backend, loaded,
+                                                             ckpt.embodiment_layout(self.checkpoint, job.tag), ref)
+            arrays |= trained
+        info["seconds"] = time.perf_counter() - start
         return arrays, info
 
     def store(self, job: Job, done: tuple[dict, dict]) -> tuple[dict, dict]:

@@ -378,10 +378,7 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
 
     Needs gr00t in the original kernel (`make setup GR00T_SRC=...`); refuses to "record" recordings.
     """
-    from groot_lib.core.artifact import find_artifacts, find_variants, load_artifact
-    from groot_lib.workbench.notebook_runner import run_notebook
     from groot_lib.core import settings
-    from groot_lib.pipeline.handoff import read_source
 
     variants = variants or settings.BY_NAME["variants"].default
     seed, batch_size = settings.value("seed", seed), settings.value("batch_size", batch_size)
@@ -391,12 +388,43 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
     if out is None:
         raise ParityError(f"{checkpoint} is not a committed checkpoint with {which} recordings "
                           f"({sorted(str(p) for p in tiny_layout.EMBEDDED)})")
-    staging = out.with_name(out.name + ".staging")
     params = {"checkpoint": str(checkpoint), "hf_home": str(tiny_layout.TINY_HF_HOME), "tags": "",
               "seed": seed, "batch_size": batch_size, "device": device, "variants": variants,
-              "output_dir": str(staging), "store_dir": str(artifacts_root or ""), "stages": stages, "sweep": sweep}
+              "store_dir": str(artifacts_root or ""), "stages": stages, "sweep": sweep}
+    command = (("bench/gpu/check.sh" if device.startswith("cuda") else "make record-references")
+               + f" (python -m groot_lib.workbench.workflow record --device {device} --variants {variants}"
+               + (f" --sweep {sweep}" if sweep else "") + ")")
+    return _record_into(out, params, command)
+
+
+def record_training_references(artifacts_root: Path | None = None) -> Path:
+    """Run the producer LIVE with the training step (TRAIN=1) on one tag of the tiny default, fp32 only, into
+    references/tiny-train: what CI replays LeRobot's training half against. One tag: the gradients of every
+    trainable parameter make a file ~4.7 MB."""
+    from groot_lib.core import settings
+    from groot_lib.core.variants import DEFAULT_VARIANT
+
+    params = {"checkpoint": str(tiny_layout.TINY_CHECKPOINT), "hf_home": str(tiny_layout.TINY_HF_HOME),
+              "tags": ",".join(TRAINING_REFERENCE_TAGS), "seed": settings.value("seed"),
+              "batch_size": settings.value("batch_size"), "device": "cpu", "variants": DEFAULT_VARIANT,
+              "store_dir": str(artifacts_root or ""), "stages": "off", "sweep": 0, "train": True}
+    return _record_into(TRAINING_REFERENCES, params, "make record-references (python -m groot_lib.workbench.workflow "
+                                                     "record-training)")
+
+
+TRAINING_REFERENCE_TAGS = ("libero_sim",)
+TRAINING_REFERENCES = REFERENCES / "tiny-train"
+
+
+def _record_into(out: Path, params: dict, command: str) -> Path:
+    """Run the producer notebook live with ``params`` into ``out`` (staged, then swapped in) with provenance.json."""
+    from groot_lib.core.artifact import find_artifacts, find_variants, load_artifact
+    from groot_lib.workbench.notebook_runner import run_notebook
+    from groot_lib.pipeline.handoff import read_source
+
+    staging = out.with_name(out.name + ".staging")
     run_notebook(NOTEBOOKS / "producer.ipynb", staging / "producer.ipynb", kernel_name=ORIGINAL_KERNEL,
-                 parameters=params, cwd=REPO)
+                 parameters={**params, "output_dir": str(staging)}, cwd=REPO)
     source = read_source(staging)
     if source.get("mode") != "live":
         raise ParityError(f"the producer did not run live ({source.get('banner')}); install gr00t with "
@@ -406,12 +434,11 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
         "gr00t_commit": source["gr00t"].get("commit"),
         "producer": {**first.producer, "gpu": (first.producer.get("machine") or {}).get("gpu")},
         "checkpoint": first.checkpoint,
-        "seed": seed, "batch_size": batch_size, "variants": find_variants(staging),  # refused ones are absent
-        "sweep": sweep,
+        "seed": params["seed"], "batch_size": params["batch_size"],
+        "variants": find_variants(staging),  # refused ones are absent
+        "sweep": params["sweep"], **({"train": True} if params.get("train") else {}),
         "refused": source.get("refused", {}),
-        "command": ("bench/gpu/check.sh" if device.startswith("cuda") else "make record-references")
-                   + f" (python -m groot_lib.workbench.workflow record --device {device} --variants {variants}"
-                   + (f" --sweep {sweep}" if sweep else "") + ")",
+        "command": command,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (staging / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
@@ -496,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--sweep", type=int, default=0, help="also record this many input-sweep cases per tag")
     rec.add_argument("--stages", default=settings.default("stages"), choices=settings.STAGE_MODES,
                      help="off: no named stages in the recordings (smaller; no divergence localisation on them)")
+    sub.add_parser("record-training", help="re-record references/tiny-train: the training step on two tags (needs "
+                                           "gr00t)")
     up = sub.add_parser("record-upstream", help="run LeRobot's dump_original_n1_7.py (from LEROBOT_SRC) on the tiny "
                                                 "default into references/upstream-dumps (needs gr00t)")
     up.add_argument("--lerobot-src", type=Path, required=True, help="a huggingface/lerobot checkout")
@@ -503,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "record-upstream":
         print(record_upstream_dumps(args.lerobot_src, args.device))
+        return 0
+    if args.command == "record-training":
+        print(record_training_references())
         return 0
     if args.command == "record":
         print(record_references(variants=args.variants, device=args.device, artifacts_root=args.artifacts_root,

@@ -13,6 +13,7 @@ import numpy as np
 from groot_lib.compare.expected_gap import assess, expected_gap
 from groot_lib.compare.precision import LEROBOT, ORIGINAL, PrecisionVerdict, study
 from groot_lib.compare.stage_diff import StageReport, compare_stages
+from groot_lib.compare.action_cells import name_action_cells
 from groot_lib.compare.comparison import Comparison, cell_max_abs_delta, compare_close, compare_exact, violation_mask
 from groot_lib.core import checkpoint as ckpt
 from groot_lib.core.artifact import Artifact
@@ -101,28 +102,6 @@ class TagResult:
             "valid_horizon": self.layout.action_horizon,
             "valid_dim": self.layout.action_dim,
         }
-
-
-def name_action_cells(comparison: Comparison, layout: ckpt.EmbodimentLayout, actual, expected) -> None:
-    """Worst elements inside the embodiment's valid region first, each named (batch, step, group[index]);
-    padding (computed, then discarded by the policy) reported apart in one note."""
-    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    labels = layout.action_labels(a.shape[-1])
-    comparison.name_index = lambda idx: f"batch {idx[0]}, step {idx[1]}, {labels[idx[2]]}"
-    comparison.worst_scope = " inside the valid region"
-    with np.errstate(invalid="ignore"):
-        delta = np.abs(a - e)
-    rank = np.where(np.isnan(delta), np.inf, delta)
-    inside = layout.valid_mask(a.shape)
-    top = np.argsort(-np.where(inside, rank, -1.0), axis=None, kind="stable")[:5]
-    comparison.worst = [(idx, float(a[idx]), float(e[idx]), float(delta[idx]))
-                        for idx in (tuple(int(i) for i in np.unravel_index(t, a.shape)) for t in top) if inside[idx]]
-    padding = rank[~inside]
-    if padding.size and padding.max() > 0:
-        violating = int(violation_mask(a, e, comparison.atol, comparison.rtol)[~inside].sum())
-        comparison.notes.append(f"padding outside the valid {layout.action_horizon} steps x {layout.action_dim} dims: "
-                                f"max |delta| {float(padding.max()):.3g}, {violating} of {padding.size} cells outside "
-                                "tolerance (the policy discards these)")
 
 
 def model_parity(replay, artifact: Artifact, *, atol: float, rtol: float, noise_mode: str,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from groot_lib.compare.action_cells import name_action_cells
 from groot_lib.compare.comparison import Comparison, compare_close, compare_exact
 
 TARGETS_CHECK, LOSS_CHECK, GRADIENTS_CHECK = "training targets", "training loss", "gradients"
@@ -49,8 +50,6 @@ def _failed(name: str, tag: str, check: str, reason: str) -> Comparison:
 
 def targets(ours: dict, theirs: dict, *, tag: str, atol: float, rtol: float, layout) -> list[Comparison]:
     """LeRobot's encoded training sample against the original's, tensor by tensor."""
-    from groot_lib.compare.parity import name_action_cells
-
     out = []
     for key in TARGET_KEYS:
         mine, recorded = ours.get(f"target.{key}"), theirs.get(f"in.inputs.{key}")

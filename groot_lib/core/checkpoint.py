@@ -341,15 +341,15 @@ SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F
 
 
 def stored_tensors(checkpoint: str | os.PathLike) -> Iterator[dict]:
-    """Every stored tensor's header entry ({"dtype", "shape", ...}) across the safetensors shards; no tensor
-    is read, only each file's JSON header."""
+    """Every stored tensor's header entry ({"dtype", "shape", ..., "name"}) across the safetensors shards; no
+    tensor is read, only each file's JSON header."""
     import struct
 
     for path in sorted(Path(checkpoint).glob("*.safetensors")):
         with open(path, "rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
             header = json.loads(handle.read(length))
-        yield from (entry for name, entry in header.items() if name != "__metadata__")
+        yield from ({**entry, "name": name} for name, entry in header.items() if name != "__metadata__")
 
 
 def stored_dtypes(checkpoint: str | os.PathLike) -> dict[str, int]:

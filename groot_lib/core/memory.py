@@ -31,6 +31,7 @@ from groot_lib.core import settings
 GB = 1e9
 FOOTPRINT_GB = {"producer": 0.8, "consumer": 1.0}
 LOAD_FACTOR = 1.25
+GRADIENT_FACTOR = 1.5  # TRAIN=1: the gradients, plus the activations kept for the backward pass
 BYTES = {"I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}  # non-floating dtypes load as stored
 HEADROOM = 0.9  # of the available memory the plan may use
 GPU_CONTEXT_GB = 0.6  # what a kernel still holds on the GPU after releasing its model (its CUDA context)
@@ -85,20 +86,37 @@ def free_gpu_bytes() -> int | None:
         return None
 
 
+def trainable_fp32_bytes(checkpoint: Path) -> int:
+    """Bytes of the gradients a training step holds: the action head's weights in fp32 (what both sides train by
+    default: tune_projector, tune_diffusion_model and tune_vlln on, the backbone frozen)."""
+    from groot_lib.core.checkpoint import stored_tensors
+
+    return sum(4 * math.prod(int(size) for size in t.get("shape", [])) for t in stored_tensors(checkpoint)
+               if str(t.get("name", "")).startswith("action_head."))
+
+
+def side_peak_gb(side: str, weights: int, gradients: int) -> float:
+    """One side's peak: its footprint, LOAD_FACTOR x the fp32 weights, and a training step's gradients (TRAIN=1)."""
+    return (FOOTPRINT_GB[side] * GB + LOAD_FACTOR * weights + GRADIENT_FACTOR * gradients) / GB
+
+
 def plan(checkpoint: Path, *, device: str, schedule: str = settings.default("schedule"),
-         memory_gb: float = settings.default("memory_gb")) -> MemoryPlan:
+         memory_gb: float = settings.default("memory_gb"), train: bool = settings.default("train")) -> MemoryPlan:
     """Overlap or sequential, with the numbers; raises SettingError when one side alone cannot fit."""
     from groot_lib.core.errors import SettingError
 
     weights = weights_fp32_bytes(checkpoint)
-    peaks = {side: (FOOTPRINT_GB[side] * GB + LOAD_FACTOR * weights) / GB for side in FOOTPRINT_GB}
+    gradients = trainable_fp32_bytes(checkpoint) if train else 0
+    peaks = {side: side_peak_gb(side, weights, gradients) for side in FOOTPRINT_GB}
     # one model at a time: the producer at its peak beside the importing consumer, then the other way round
     together = max(peaks["producer"] + FOOTPRINT_GB["consumer"], peaks["consumer"] + FOOTPRINT_GB["producer"])
     available = (memory_gb * GB if memory_gb else available_ram_bytes()) / GB
     budget = HEADROOM * available
     where = "RAM" + (" (GROOT_PARITY_MEMORY_GB)" if memory_gb else "")
     numbers = (f"producer ~{peaks['producer']:.1f} GB, consumer ~{peaks['consumer']:.1f} GB (fp32 weights "
-               f"{weights / GB:.1f} GB x {LOAD_FACTOR} + each kernel's footprint), {available:.1f} GB {where} available")
+               f"{weights / GB:.1f} GB x {LOAD_FACTOR}"
+               + (f" + the training step's gradients {gradients / GB:.1f} GB x {GRADIENT_FACTOR}" if gradients else "")
+               + f" + each kernel's footprint), {available:.1f} GB {where} available")
     alone = max(peaks.values())
     if alone > budget:
         raise SettingError(f"not enough memory for even one side at a time: {numbers}. Free memory, use a machine "

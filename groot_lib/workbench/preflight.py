@@ -224,6 +224,7 @@ def check(values: dict, *, out_root: Path, store_root: Path) -> Plan:
     check_writable(store_root, "artifact store", "--artifacts-root / STORE_DIR=")
     from groot_lib.core import memory
 
-    schedule = memory.plan(root, device=values["device"], schedule=values["schedule"], memory_gb=values["memory_gb"])
+    schedule = memory.plan(root, device=values["device"], schedule=values["schedule"], memory_gb=values["memory_gb"],
+                           train=values["train"])
     notes = [n for n in (ckpt.dtype_warning(root),) if n]
     return Plan(root, hf_home, tags, gr00t, round(time.perf_counter() - start, 3), notes, schedule)

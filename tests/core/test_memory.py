@@ -55,6 +55,22 @@ def test_a_3b_sized_checkpoint_overlaps_on_24_gb_because_one_model_is_held_at_a_
         memory.plan(tmp_path, device="cpu", memory_gb=16)
 
 
+def test_a_training_step_adds_its_gradients_to_each_sides_peak(tmp_path):
+    """TRAIN=1 holds the action head's gradients (and the activations kept for backward) beside the weights: each
+    side's peak grows by GRADIENT_FACTOR x the action head in fp32, read from the headers' tensor names; the
+    numbers say so."""
+    header = {f"{'action_head' if i < 2 else 'backbone'}.w{i}": {"dtype": "F32", "shape": [30_000, 10_000],
+                                                                 "data_offsets": [0, 0]} for i in range(10)}
+    blob = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(blob)) + blob)
+    assert memory.trainable_fp32_bytes(tmp_path) == 2 * 30_000 * 10_000 * 4
+    inference = memory.plan(tmp_path, device="cpu", memory_gb=40, train=False)
+    training = memory.plan(tmp_path, device="cpu", memory_gb=40, train=True)
+    assert training.producer_gb - inference.producer_gb == pytest.approx(memory.GRADIENT_FACTOR * 2.4)
+    assert "the training step's gradients 2.4 GB x 1.5" in training.reason, training.reason
+    assert "gradients" not in inference.reason
+
+
 def test_a_session_keeping_both_3b_models_is_refused_on_24_gb_with_the_numbers(tmp_path):
     """An investigation session keeps both models loaded: at the 3B size that is ~31.8 GB, refused on 24 GB
     (a report, one model at a time, fits there); 40 GB holds both, the tiny default fits in 3 GB."""

@@ -14,8 +14,9 @@ Polygraphy's runner contract, for a flow-matching policy. A backend module (``ba
 * ``decode(loaded, layout, raw, action_pred) -> ndarray``: what the robot gets: ``action_pred`` unnormalised,
   relative groups made absolute against ``raw``'s state, groups concatenated in the checkpoint's order;
 * ``provenance(loaded) -> dict``: what really ran (dtype, attention read back, machine, code);
-* ``train_step(loaded, inputs, *, seed, tape) -> {"loss", "action_loss", "grads", "order"}``: one training forward
-  and backward, its random draws recorded on or served from ``tape`` (backends/training.py);
+* ``train_step(loaded, inputs, *, seed, tape, optimizer=None) -> {"loss", "action_loss", "grads", "order"[,
+  "updates"]}``: one training forward and backward, its random draws recorded on or served from ``tape``
+  (backends/training.py), and with ``optimizer`` one optimizer step's weight changes;
 * ``recipe(loaded) -> dict``: what a fine-tune on this side trains and how (tune flags, trainable set, timestep
   distribution, dropout, optimizer defaults).
 
@@ -71,7 +72,8 @@ class Backend(Protocol):
 
     def provenance(self, loaded: Loaded) -> dict: ...
 
-    def train_step(self, loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any) -> dict[str, Any]: ...
+    def train_step(self, loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any,
+                   optimizer: dict | None = None) -> dict[str, Any]: ...
 
     def recipe(self, loaded: Loaded) -> dict[str, Any]: ...
 

@@ -117,10 +117,12 @@ def sample(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int,
                                    stages=contract.stage_capture(capture_stages, stage_inputs, stage_mb))
 
 
-def train_step(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any) -> dict[str, Any]:
+def train_step(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any,
+               optimizer: dict | None = None) -> dict[str, Any]:
     """One training forward and backward as ``GrootPolicy.forward`` runs it (its input filter, its autocast) on
     the collated training inputs, the random draws served from ``tape`` (backends/training.py); the model's own
-    output dict is kept, since the policy returns the loss alone."""
+    output dict is kept, since the policy returns the loss alone. With ``optimizer`` (``recipe``'s) also one
+    optimizer step's weight changes."""
     import torch
 
     from groot_lib.backends import training
@@ -134,7 +136,7 @@ def train_step(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape
                             enabled=_use_bf16(loaded)):
             return loaded.model.forward(groot_inputs)
 
-    return training.step(loaded.model, forward, seed=seed, tape=tape)
+    return training.step(loaded.model, forward, seed=seed, tape=tape, optimizer=optimizer)
 
 
 def recipe(loaded: Loaded) -> dict[str, Any]:

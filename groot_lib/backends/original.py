@@ -109,13 +109,14 @@ def preprocess(loaded: Loaded, layout: EmbodimentLayout, raw: dict[str, np.ndarr
     return {k: torch_io.to_numpy(v) for k, v in torch_io.flatten(processor.collator(processed)).items()}
 
 
-def train_step(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any) -> dict[str, Any]:
+def train_step(loaded: Loaded, inputs: dict[str, np.ndarray], *, seed: int, tape: Any,
+               optimizer: dict | None = None) -> dict[str, Any]:
     """One training forward and backward (``Gr00tN1d7.forward``: the action head's masked velocity MSE) on the
     collated training inputs, its random draws recorded on (or served from) ``tape`` (backends/training.py)."""
     from groot_lib.backends import training
 
     collated = torch_io.to_torch_tree(inputs)
-    return training.step(loaded.model, lambda: loaded.model.forward(collated["inputs"]), seed=seed, tape=tape)
+    return training.step(loaded.model, lambda: loaded.model.forward(collated["inputs"]), seed=seed, tape=tape, optimizer=optimizer)
 
 
 def recipe(loaded: Loaded) -> dict[str, Any]:

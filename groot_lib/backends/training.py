@@ -102,10 +102,12 @@ def taped(tape: Tape) -> Iterator[Tape]:
         torch.randn, torch.rand, Beta.sample, F.dropout = randn, rand, beta_sample, dropout
 
 
-def step(model: Any, forward: Callable[[], dict], *, seed: int, tape: Tape) -> dict[str, Any]:
+def step(model: Any, forward: Callable[[], dict], *, seed: int, tape: Tape,
+         optimizer: dict | None = None) -> dict[str, Any]:
     """One training forward and backward of ``model`` (``forward()`` returns its output dict with ``loss`` and
     ``action_loss``): loss, per-element action loss, every trainable parameter's gradient and the order the
-    backward pass produced them in. The model is back in eval mode, without gradients, on return."""
+    backward pass produced them in; with ``optimizer`` (a recipe's optimizer settings) also one optimizer step's
+    weight changes (``updates``). The model is back in eval mode, weights unchanged, without gradients, on return."""
     import random
 
     import torch
@@ -130,14 +132,35 @@ def step(model: Any, forward: Callable[[], dict], *, seed: int, tape: Tape) -> d
         # the trainable set as the step left it: an implementation may freeze modules inside its forward
         grads = {name: (p.grad.detach().float().cpu().numpy() if p.grad is not None
                         else np.zeros(tuple(p.shape), np.float32)) for name, p in trainable.items() if p.requires_grad}
+        updates = one_update({n: p for n, p in trainable.items() if n in grads}, optimizer) if optimizer else None
         return {"loss": np.asarray(out["loss"].detach().float().cpu().numpy(), np.float32).reshape(()),
                 "action_loss": torch_io.to_numpy(out["action_loss"].detach().float()),
-                "grads": grads, "order": [n for n in order if n in grads] + [n for n in grads if n not in order]}
+                "grads": grads, "order": [n for n in order if n in grads] + [n for n in grads if n not in order],
+                **({"updates": updates} if updates is not None else {})}
     finally:
         for hook in hooks:
             hook.remove()
         model.zero_grad(set_to_none=True)
         model.eval()
+
+
+def one_update(params: dict[str, Any], optimizer: dict) -> dict[str, np.ndarray]:
+    """One AdamW step over ``params`` (their gradients in place) with a recipe's settings: gradients clipped to its
+    norm first, as both trainers do, at its peak learning rate (a warmup schedule's very first step has lr 0).
+    Returns {name: weight after - weight before}; the weights are restored."""
+    import torch
+
+    before = {name: p.detach().clone() for name, p in params.items()}
+    if optimizer.get("grad_clip_norm"):
+        torch.nn.utils.clip_grad_norm_(list(params.values()), float(optimizer["grad_clip_norm"]))
+    adamw = torch.optim.AdamW(list(params.values()), lr=float(optimizer["lr"]), betas=tuple(optimizer["betas"]),
+                              eps=float(optimizer["eps"]), weight_decay=float(optimizer["weight_decay"]))
+    adamw.step()
+    with torch.no_grad():
+        updates = {name: (p.detach() - before[name]).float().cpu().numpy() for name, p in params.items()}
+        for name, p in params.items():
+            p.copy_(before[name])
+    return updates
 
 
 def dropout_rates(model: Any) -> dict[str, float]:

@@ -9,10 +9,14 @@ Three checks, each with the report's verdict rule:
   relative to the gradient's scale); the first parameter to
   diverge in backward order and the worst relative error per module group are named, and a parameter that
   trains on one side only fails the check.
-Each side's fine-tuning recipe is compared key by key (``recipe_differences``).
+* ``optimizer step`` (TRAIN_UPDATE=1): one AdamW step with each side's own recipe, the weight changes compared
+  like the gradients (elements whose gradient's sign rounding decides are left out, counted).
+Each side's fine-tuning recipe is compared key by key (``recipe_rows``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,11 +24,15 @@ from groot_lib.compare.action_cells import name_action_cells
 from groot_lib.compare.comparison import Comparison, compare_close, compare_exact
 
 TARGETS_CHECK, LOSS_CHECK, GRADIENTS_CHECK = "training targets", "training loss", "gradients"
+UPDATE_CHECK = "optimizer step"
 TARGET_KEYS = ("action", "action_mask", "state")
 # A gradient is scaled by its own largest |g|, or by this fraction of the largest |g| of any parameter when its own is
 # smaller: some gradients are zero in exact arithmetic (a key projection's bias: softmax ignores a constant shift)
 # and hold rounding alone, ~1e-8, which their own scale would turn into a 100% error.
 GRADIENT_FLOOR = 1e-3
+# An AdamW first step of a weight whose two gradients differ relatively by r differs by up to ~r/4 x lr, so elements
+# whose gradients agree only worse than this are left out of the optimizer-step verdict (counted)
+UPDATE_AGREEMENT = 1e-3
 
 
 GROUPS = (("backbone.model.model.visual", "backbone: vision"), ("backbone.", "backbone: language model"),
@@ -73,46 +81,85 @@ def loss(ours: dict, theirs: dict, *, tag: str, atol: float, rtol: float) -> lis
             for k in ("loss", "action_loss")]
 
 
-def _grads(arrays: dict) -> dict[str, np.ndarray]:
-    return {k[len("grad."):]: v for k, v in arrays.items() if k.startswith("grad.")}
+def _named(arrays: dict, kind: str) -> dict[str, np.ndarray]:
+    return {k[len(kind) + 1:]: v for k, v in arrays.items() if k.startswith(kind + ".")}
+
+
+@dataclass
+class Scaled:
+    """Per-parameter tensors of both sides for one check (gradients, or an optimizer step's weight changes)."""
+
+    check: str
+    what: str  # "gradient" | "weight change"
+    mine: dict
+    recorded: dict
+    order: list[str]  # backward order (the original's)
+    skip: dict = field(default_factory=dict)  # name -> bool mask of elements left out of the verdict, with why
+    why_skipped: str = ""
 
 
 def gradients(ours: dict, theirs: dict, *, tag: str, atol: float, rtol: float, order: list[str]) -> Comparison:
     """All common trainable parameters' gradients as one comparison (each scaled by its max |g|), with notes
     naming the first diverging parameter in backward order and the worst relative error per module group."""
-    mine, recorded = _grads(ours), _grads(theirs)
-    common = [n for n in order if n in mine and n in recorded] + sorted(set(mine) & set(recorded) - set(order))
-    rel, scaled_mine, scaled_rec = {}, [], []
+    return scaled_parity(Scaled(GRADIENTS_CHECK, "gradient", _named(ours, "grad"), _named(theirs, "grad"), order),
+                         tag=tag, atol=atol, rtol=rtol)
+
+
+def updates(ours: dict, theirs: dict, *, tag: str, atol: float, rtol: float, order: list[str]) -> Comparison:
+    """One optimizer step's weight changes, each side with its own recipe's optimizer. AdamW's first step moves
+    each weight by about lr x g / (|g| + eps), whatever |g|: an element whose two gradients differ relatively by
+    more than UPDATE_AGREEMENT (rounding decides a key bias's exactly-zero gradient, judged by the gradients check
+    only down to its floor) has no agreed step, so it is left out of the verdict and counted in a note."""
+    mine_g, rec_g = _named(ours, "grad"), _named(theirs, "grad")
+    skip = {n: np.abs(mine_g[n].astype(np.float64) - g) > UPDATE_AGREEMENT * np.abs(g) for n, g in rec_g.items()
+            if n in mine_g and mine_g[n].shape == g.shape}
+    return scaled_parity(Scaled(UPDATE_CHECK, "weight change", _named(ours, "update"), _named(theirs, "update"), order,
+                                skip, f"their two gradients differ by more than {UPDATE_AGREEMENT:g} of their size, "
+                                      "a direction AdamW's first step (about lr x g / (|g| + eps)) turns into an "
+                                      "error of up to 2 x lr; they passed the gradients check at its floor"),
+                         tag=tag, atol=atol, rtol=rtol)
+
+
+def scaled_parity(s: Scaled, *, tag: str, atol: float, rtol: float) -> Comparison:
+    """``s``'s common parameters as one comparison, each tensor scaled by its largest |value| (floored at
+    GRADIENT_FLOOR of the largest of all); notes name the first parameter to diverge in backward order, the worst
+    relative error per module group, parameters present on one side only, and elements left out."""
+    common = [n for n in s.order if n in s.mine and n in s.recorded] + sorted(set(s.mine) & set(s.recorded) - set(s.order))
     for name in common:
-        if mine[name].shape != recorded[name].shape:
-            return _failed(name, tag, GRADIENTS_CHECK, f"gradient of {name} has shape {mine[name].shape} in LeRobot, "
-                                                       f"{recorded[name].shape} in the original")
-    floor = GRADIENT_FLOOR * max((float(np.abs(recorded[n]).max()) for n in common), default=0.0)
+        if s.mine[name].shape != s.recorded[name].shape:
+            return _failed(name, tag, s.check, f"{s.what} of {name} has shape {s.mine[name].shape} in LeRobot, "
+                                               f"{s.recorded[name].shape} in the original")
+    floor = GRADIENT_FLOOR * max((float(np.abs(s.recorded[n]).max()) for n in common), default=0.0)
+    rel, scaled_mine, scaled_rec, skipped = {}, [], [], 0
     for name in common:
-        scale = max(float(np.abs(recorded[name]).max()), floor) or 1.0
-        scaled_mine.append((mine[name] / scale).ravel())
-        scaled_rec.append((recorded[name] / scale).ravel())
-        rel[name] = float(np.abs(mine[name].astype(np.float64) - recorded[name]).max()) / scale
-    c = compare_close(np.concatenate(scaled_mine), np.concatenate(scaled_rec), name="gradient / max|g| per parameter",
-                      atol=atol, rtol=rtol, tag=tag, check=GRADIENTS_CHECK)
+        scale = max(float(np.abs(s.recorded[name]).max()), floor) or 1.0
+        keep = ~s.skip[name] if name in s.skip else np.ones(s.recorded[name].shape, bool)
+        skipped += int((~keep).sum())
+        mine, rec = np.where(keep, s.mine[name], 0) / scale, np.where(keep, s.recorded[name], 0) / scale
+        scaled_mine.append(mine.ravel())
+        scaled_rec.append(rec.ravel())
+        rel[name] = float(np.abs(mine.astype(np.float64) - rec).max()) if mine.size else 0.0
+    c = compare_close(np.concatenate(scaled_mine) if common else np.zeros(0),
+                      np.concatenate(scaled_rec) if common else np.zeros(0),
+                      name=f"{s.what} / max|{s.what}| per parameter", atol=atol, rtol=rtol, tag=tag, check=s.check)
     bounds = np.cumsum([0, *(x.size for x in scaled_rec)])
-    c.name_index = lambda idx: _element(common, bounds, int(idx[0]), {n: recorded[n].shape for n in common})
+    c.name_index = lambda idx: _element(common, bounds, int(idx[0]), {n: s.recorded[n].shape for n in common})
     first = next((n for n in common if rel[n] > atol), None)
     if first:
-        c.notes.append(f"first diverging gradient in backward order: {first} ({group(first)}), relative error "
+        c.notes.append(f"first diverging {s.what} in backward order: {first} ({group(first)}), relative error "
                        f"{rel[first]:.3g}")
     worst: dict[str, tuple[float, str]] = {}
     for name, err in rel.items():
         worst[group(name)] = max(worst.get(group(name), (-1.0, "")), (err, name))
-    c.notes.append("largest relative gradient error per module group: " + "; ".join(
+    c.notes.append(f"largest relative {s.what} error per module group: " + "; ".join(
         f"{g} {e:.2g} ({n})" for g, (e, n) in sorted(worst.items())))
-    only = {"the original": sorted(set(recorded) - set(mine)), "LeRobot": sorted(set(mine) - set(recorded))}
+    if skipped:
+        c.notes.append(f"{skipped} element(s) left out: {s.why_skipped}")
+    only = {"the original": sorted(set(s.recorded) - set(s.mine)), "LeRobot": sorted(set(s.mine) - set(s.recorded))}
     for side, names in only.items():
         if names:
-            c.passed = False
-            c.reason = "the trainable sets differ"
-            groups = sorted({group(n) for n in names})
-            c.notes.append(f"{len(names)} parameter(s) train in {side} only ({', '.join(groups)}): "
+            c.passed, c.reason = False, "the trainable sets differ"
+            c.notes.append(f"{len(names)} parameter(s) train in {side} only ({', '.join(sorted({group(n) for n in names}))}): "
                            f"{', '.join(names[:4])}{' ...' if len(names) > 4 else ''}")
     return c
 
@@ -168,8 +215,10 @@ def training_parity(replay, artifact, *, atol: float, rtol: float, layout) -> tu
         out.append(_failed("random draws", tag, LOSS_CHECK, info["error"]))
     else:
         out += loss(ours, theirs, tag=tag, atol=atol, rtol=rtol)
-        out.append(gradients(ours, theirs, tag=tag, atol=atol, rtol=rtol,
-                             order=(artifact.extra.get("training") or {}).get("order", [])))
+        order = (artifact.extra.get("training") or {}).get("order", [])
+        out.append(gradients(ours, theirs, tag=tag, atol=atol, rtol=rtol, order=order))
+        if any(k.startswith("update.") for k in theirs) and any(k.startswith("update.") for k in ours):
+            out.append(updates(ours, theirs, tag=tag, atol=atol, rtol=rtol, order=order))
     recipe = recipe_rows(info.get("recipe") or {}, (artifact.extra.get("training") or {}).get("recipe") or {})
     differing = [r["setting"] for r in recipe if r["differs"]]
     if differing and out:

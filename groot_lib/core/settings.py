@@ -166,6 +166,9 @@ KNOBS: tuple[Knob, ...] = (
          "and every trainable parameter's gradient on the same inputs and random draws, and each side's fine-tuning "
          "recipe; compare/training.py); 0: inference only. Recordings without gr00t: references/tiny-train "
          "(ARTIFACTS=references/tiny-train).", make="TRAIN", env="GROOT_PARITY_TRAIN"),
+    Knob("train_update", False, _flag, "With TRAIN=1, 1: also take one optimizer step on each side with its own recipe's "
+         "optimizer (AdamW, gradients clipped, at the peak learning rate) and compare the weight changes.",
+         make="TRAIN_UPDATE", env="GROOT_PARITY_TRAIN_UPDATE"),
     Knob("artifacts", None, _text, "A folder of the original's outputs to judge instead of running the producer: "
          "groot-parity artifacts, or LeRobot's own dumps (original_n1_7_<tag>.npz from its dump_original_n1_7.py; "
          "they need trust_legacy).", make="ARTIFACTS", env="GROOT_N1_7_PARITY_DIR", sides=()),

@@ -95,6 +95,7 @@ class ProducerRun:
     backend: object  # backends.original, checked against the contract (backends.contract.backend)
     result: ProducerResult
     train: bool  # the reference variant's fixed observations also record one training step
+    train_update: bool  # ... and one optimizer step
     first_noise: dict = field(default_factory=dict)  # tag -> the reference variant's initial noise
     side = "producer"
 
@@ -110,7 +111,7 @@ class ProducerRun:
     def _job(self, tag: str, variant, noise: str, raw: dict, seed: int, case=None) -> Job:
         fields = {**self.base, "tag": tag, "variant": variant.name, "noise": noise,
                   **({"sweep": [SWEEP_RECIPE, case.describe()]} if case else {}),
-                  **({"train": TRAINING_RECIPE} if self._trains(variant, case) else {})}
+                  **({"train": [TRAINING_RECIPE, self.train_update]} if self._trains(variant, case) else {})}
         key = content_key(fields)
         name = f"{tag}.{case.name}" if case else tag
         return Job(tag, variant, key, entry_path(self.store_dir, "original", name, variant.name, key),
@@ -147,7 +148,7 @@ class ProducerRun:
         if captured:  # repeated arrays (pixel_values, a block's input = the previous block's output) stored once
             captured = stage_hooks.compact(captured, model_inputs=inputs)
         training = (training_step.record(ob, loaded, self.layouts[job.tag], raw, seed=job.context["seed"],
-                                         statistics=self.statistics[job.tag])
+                                         statistics=self.statistics[job.tag], update=self.train_update)
                     if self._trains(job.variant, case) else ({}, None))
         return {"out": out, "inputs": inputs, "stages": captured, "decode_error": decode_error,
                 "training": training, "producer": contract.provenance_once(ob, loaded)}
@@ -280,4 +281,5 @@ def _live_run(request: Request, *, status: dict, first: str, refused: dict, back
                                       statistics=statistics[tag]) for tag in tags},
         cases={tag: [input_sweep.case(layouts[tag], i, knobs.seed) for i in range(knobs.sweep)] for tag in tags},
         statistics=statistics, environment=request.environment, backend=backend,
-        result=ProducerResult(mode="live", banner=banner, refused=refused), train=knobs.train)
+        result=ProducerResult(mode="live", banner=banner, refused=refused), train=knobs.train,
+        train_update=knobs.train and knobs.train_update)

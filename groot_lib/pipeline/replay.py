@@ -180,7 +180,8 @@ class ReplayRun:
         for tag, ref in refs.items():
             source = self.artifacts.get(variant.name, {}).get(tag, ref)
             fields = {**self.base, "tag": tag, "variant": variant.name, "artifact": self.digest(source),
-                      **({"noise_mode": self.knobs.noise_mode, "study": self.study, "train": self.knobs.train}
+                      **({"noise_mode": self.knobs.noise_mode, "study": self.study,
+                            "train": [self.knobs.train, self.knobs.train_update]}
                          if reference else {"noise": self.digest(ref)})}
             key = content_key(fields)
             jobs.append(Job(tag, variant, key, entry_path(self.store_dir, "lerobot", tag, variant.name, key),
@@ -224,7 +225,8 @@ class ReplayRun:
         info = {"provenance": contract.provenance_once(self.backend, loaded), "stages": self.knobs.stages}
         if job.context["reference"] and not job.context["case"] and self.knobs.train and ref.training:
             trained, info["training"] = training_step.replay(self.backend, loaded,
-                                                             ckpt.embodiment_layout(self.checkpoint, job.tag), ref)
+                                                             ckpt.embodiment_layout(self.checkpoint, job.tag), ref,
+                                                             update=self.knobs.train_update)
             arrays |= trained
         info["seconds"] = time.perf_counter() - start
         return arrays, info

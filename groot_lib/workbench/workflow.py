@@ -398,16 +398,17 @@ def record_references(*, variants: str | None = None, seed: int | None = None, b
 
 
 def record_training_references(artifacts_root: Path | None = None) -> Path:
-    """Run the producer LIVE with the training step (TRAIN=1) on one tag of the tiny default, fp32 only, into
-    references/tiny-train: what CI replays LeRobot's training half against. One tag: the gradients of every
-    trainable parameter make a file ~4.7 MB."""
+    """Run the producer LIVE with the training and optimizer step (TRAIN=1 TRAIN_UPDATE=1) on one tag of the tiny
+    default, fp32 only, into references/tiny-train: what CI replays LeRobot's training half against. One tag: the
+    gradients and weight changes of every trainable parameter make a file ~7.5 MB."""
     from groot_lib.core import settings
     from groot_lib.core.variants import DEFAULT_VARIANT
 
     params = {"checkpoint": str(tiny_layout.TINY_CHECKPOINT), "hf_home": str(tiny_layout.TINY_HF_HOME),
               "tags": ",".join(TRAINING_REFERENCE_TAGS), "seed": settings.value("seed"),
               "batch_size": settings.value("batch_size"), "device": "cpu", "variants": DEFAULT_VARIANT,
-              "store_dir": str(artifacts_root or ""), "stages": "off", "sweep": 0, "train": True}
+              "store_dir": str(artifacts_root or ""), "stages": "off", "sweep": 0, "train": True,
+              "train_update": True}
     return _record_into(TRAINING_REFERENCES, params, "make record-references (python -m groot_lib.workbench.workflow "
                                                      "record-training)")
 
@@ -436,7 +437,7 @@ def _record_into(out: Path, params: dict, command: str) -> Path:
         "checkpoint": first.checkpoint,
         "seed": params["seed"], "batch_size": params["batch_size"],
         "variants": find_variants(staging),  # refused ones are absent
-        "sweep": params["sweep"], **({"train": True} if params.get("train") else {}),
+        "sweep": params["sweep"], **({"train": True, "train_update": bool(params.get("train_update"))} if params.get("train") else {}),
         "refused": source.get("refused", {}),
         "command": command,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

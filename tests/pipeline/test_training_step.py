@@ -11,7 +11,7 @@ import pytest
 from groot_lib.workbench.workflow import TRAINING_REFERENCES, run_report
 from tests.conftest import planted_notebooks
 
-CHECKS = ("training targets", "training loss", "gradients")
+CHECKS = ("training targets", "training loss", "gradients", "optimizer step")
 
 # Each fault lives in the test and is planted in LeRobot's code at run time, in the consumer's kernel.
 FAULTS = {
@@ -48,6 +48,15 @@ def _freezing(self):
     return _eval(self)
 _H.set_frozen_modules_to_eval_mode = _freezing
 """),
+    "LeRobot's optimizer at twice the learning rate": ("optimizer step", """
+from lerobot.policies.groot.configuration_groot import GrootConfig as _C
+_preset = _C.get_optimizer_preset
+def _doubled(self):
+    preset = _preset(self)
+    preset.lr *= 2
+    return preset
+_C.get_optimizer_preset = _doubled
+"""),
     "an absolute group encoded as relative": ("training targets", """
 from lerobot.policies.groot.processor_groot import GrootN17PackInputsStep as _S
 _convert = _S._convert_relative_action_groups_for_training
@@ -62,7 +71,8 @@ _S._convert_relative_action_groups_for_training = _relative_x
 
 def _report(tmp_path, notebooks=None) -> dict:
     code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", notebooks=notebooks,
-                             artifacts=str(TRAINING_REFERENCES), train=True, variants="fp32-sdpa", quiet=True)
+                             artifacts=str(TRAINING_REFERENCES), train=True, train_update=True, variants="fp32-sdpa",
+                             quiet=True)
     verdicts = json.loads((index.parent / "verdicts.json").read_text())
     return {"code": code, "verdicts": verdicts, "summary": (index.parent / "summary.txt").read_text()}
 
@@ -96,6 +106,11 @@ def test_planted_training_fault_is_caught_by_its_check(tmp_path, fault):
         assert all(r["verdict"] == "PASS" for r in rows["training targets"]), rows["training targets"]
     if fault == "a DiT block frozen":
         assert "train in the original only (DiT)" in json.dumps(out["verdicts"]["where"]), out["verdicts"]["where"]
+    if check == "optimizer step":
+        assert all(r["verdict"] == "PASS" for r in rows["gradients"]), rows["gradients"]
+        recipe = out["verdicts"]["tags"]["libero_sim"]["training recipe"]
+        assert [r["setting"] for r in recipe if r["differs"]] == ["optimizer lr"], recipe
+        assert "recipes differ in: optimizer lr" in json.dumps(out["verdicts"]["where"]), out["verdicts"]["where"]
     if check == "training targets":
         assert "x[0]" in json.dumps(out["verdicts"]["where"]), out["verdicts"]["where"]
 

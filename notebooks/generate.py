@@ -228,6 +228,30 @@ for title, figure in report.decoded_heatmaps():
         print(title, "-", figure)
 """),
     md("""
+## One training step (TRAIN=1)
+
+The same training sample through each side's training preprocessing (**training targets**: the encoded `action`,
+`action_mask`, `state`), then each side's training forward and backward on the original's collated inputs with the
+original's random draws (**training loss**; **gradients** of every trainable parameter, each scaled by its largest
+|g|). The heatmap shows the per-element action loss |delta| over (horizon x named action dims); the recipe table
+puts each side's fine-tuning defaults side by side.
+"""),
+    code("""
+import pandas as pd
+
+for r in results:
+    if not r.training:
+        print(f"{r.tag}: training step not compared: {r.training_missing}")
+for title, figure in report.training_heatmaps():
+    if isinstance(figure, bytes):
+        display(Image(figure))
+    else:
+        print(title, "-", figure)
+for tag, rows in report.recipes().items():
+    print(f"{tag}: fine-tuning recipe, original vs LeRobot")
+    display(pd.DataFrame(rows).set_index("setting"))
+"""),
+    md("""
 ## Input sweep
 
 With `SWEEP=N` the producer also ran N more observations per embodiment, each stressing other inputs: prompts of

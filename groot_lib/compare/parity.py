@@ -49,6 +49,7 @@ class TagResult:
     training: list[Comparison] = field(default_factory=list)
     training_missing: str = ""
     recipe: list[dict] = field(default_factory=list)
+    action_losses: tuple | None = None  # (LeRobot's, the original's) per-element action loss, when both ran
 
     @property
     def first_divergence(self):
@@ -74,6 +75,16 @@ class TagResult:
     @property
     def comparisons(self) -> list[Comparison]:
         return [self.model, *self.preprocessor, *([self.decoded] if self.decoded else []), *self.training]
+
+    def training_heatmap_data(self) -> dict:
+        """|delta| max over batch of the per-element action loss on (horizon x named action dims), or {}."""
+        loss = next((c for c in self.training if c.name == "action_loss"), None)
+        if loss is None or self.action_losses is None or not loss.comparable or not loss.n_total:
+            return {}
+        ours, theirs = self.action_losses
+        return {"delta_hd": cell_max_abs_delta(ours, theirs),
+                "violations_hd": violation_mask(ours, theirs, loss.atol, loss.rtol).any(axis=0),
+                "labels": self.layout.action_labels(theirs.shape[-1]), "check": loss}
 
     def decoded_heatmap_data(self) -> dict:
         """|delta| max over batch on (valid horizon x named action dims) of the decoded actions, or {}."""

@@ -265,7 +265,7 @@ class Verdicts:
     source: dict
     tags: dict  # tag -> the consumer's per-tag summary (stages, violating cells, decoded actions, ...)
     first_divergence: dict  # tag -> {"state": "diverges"|"none"|"not compared"|"unknown", ...}
-    figures: dict  # "model" | "decoded" | "stages" -> tag -> path; "precision" -> tag -> [paths]
+    figures: dict  # "model" | "decoded" | "training" | "stages" -> tag -> path; "precision" -> tag -> [paths]
     lerobot: dict
     replays: list[dict]
     refused: dict
@@ -320,6 +320,7 @@ class Verdicts:
             settings=payload["settings"], source=payload["source"], tags=payload["tags"],
             first_divergence={tag: _divergence(first) for tag, first in payload["first_divergence"].items()},
             figures={"model": payload.get("figures") or {}, "decoded": payload.get("decoded_figures") or {},
+                     "training": payload.get("training_figures") or {},
                      "stages": payload.get("stage_figures") or {},
                      "precision": payload.get("precision_figures") or {}},
             lerobot=payload.get("lerobot") or {}, replays=payload.get("replays") or [],

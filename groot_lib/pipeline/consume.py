@@ -244,6 +244,26 @@ class ConsumerReport:
 
         return self._drawn_once("decoded", lambda: [draw(r) for r in self.results])
 
+    def training_heatmaps(self) -> list[tuple[str, bytes | str]]:
+        """(title, PNG) per tag that ran the training step: its action-loss |delta| over (horizon x named action
+        dims), or (title, why there is none)."""
+        from groot_lib.compare import plots
+        from groot_lib.compare.where import status_of
+
+        def draw(r: TagResult) -> tuple[str, bytes | str]:
+            title = f"{r.tag}: training step {status_of(r.training)} (action loss |delta|)"
+            data = r.training_heatmap_data()
+            if not data:
+                return title, "no heatmap: " + (r.training_missing or "the training step's action loss was not compared")
+            return title, plots.png(plots.action_heatmap(data["delta_hd"], violations_hd=data["violations_hd"],
+                                                         layout=r.layout, title=title))
+
+        return self._drawn_once("training", lambda: [draw(r) for r in self.results if r.training])
+
+    def recipes(self) -> dict[str, list[dict]]:
+        """tag -> each fine-tuning recipe setting side by side (compare/training.recipe_rows), for tags that ran it."""
+        return {r.tag: r.recipe for r in self.results if r.recipe}
+
     def stage_figures(self) -> list[tuple[str, str, bytes]]:
         """(tag, title, PNG) of the stage profile for each tag that shows its stages (TagResult.shows_stages)."""
         from groot_lib.compare import plots
@@ -308,7 +328,9 @@ class Checks:
                          preprocessor_missing=pre_missing, preprocessing_effect=_preprocessing_effect(replay),
                          decoded=decoded, decoded_missing=decoded_missing, lerobot_decoded=replay.decoded,
                          original_decoded=artifact.decoded_action, training=training,
-                         training_missing=training_missing, recipe=recipe)
+                         training_missing=training_missing, recipe=recipe,
+                         action_losses=((replay.training["action_loss"], artifact.training["action_loss"])
+                                        if training and "action_loss" in replay.training else None))
 
     def case(self, tag: str, case: str, replay, artifact: Artifact) -> SweepCaseResult:
         """One input-sweep case, under the fixed observation's rules and localisation."""
@@ -433,6 +455,26 @@ def json_safe(value):
     return value
 
 
+def _save_figures(report: ConsumerReport, output_dir: Path) -> dict[str, dict]:
+    """The figures the notebook showed, saved for the index page: verdicts.json's figure keys, each tag ->
+    'figures/<tag><suffix>.png'; a tag whose entry is text (why there is no figure) has none."""
+    def saved(pngs, suffix: str = "") -> dict[str, str]:
+        return {tag: "figures/" + atomic_write_bytes(output_dir / "figures" / f"{tag}{suffix}.png", png).name
+                for tag, png in pngs if isinstance(png, bytes)}
+
+    trained = [r for r in report.results if r.training]
+    precision_figures: dict[str, list[str]] = {}
+    for tag, variant, png in report.precision_figures():
+        precision_figures.setdefault(tag, []).extend(saved([(tag, png)], f"-precision-{variant}").values())
+    return {"figures": saved((r.tag, png) for r, (_, png) in zip(report.results, report.heatmaps())),
+            "stage_figures": saved(((tag, png) for tag, _, png in report.stage_figures()), "-stages"),
+            "decoded_figures": saved(((r.tag, png) for r, (_, png) in zip(report.results, report.decoded_heatmaps())),
+                                     "-decoded"),
+            "training_figures": saved(((r.tag, png) for r, (_, png) in zip(trained, report.training_heatmaps())),
+                                      "-training"),
+            "precision_figures": precision_figures}
+
+
 def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings: dict) -> Path:
     """Machine-readable summary the report's index page is built from (atomic, strict JSON).
 
@@ -443,18 +485,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
     from groot_lib.core import runinfo
     published = report.replays.publish(Path(output_dir) / "lerobot")
 
-    def saved(pngs, suffix: str = "") -> dict[str, str]:
-        """tag -> 'figures/<tag><suffix>.png' for the figures the notebook showed (the index page embeds them);
-        a tag whose entry is text (why there is no figure) has none."""
-        return {tag: "figures/" + atomic_write_bytes(Path(output_dir) / "figures" / f"{tag}{suffix}.png", png).name
-                for tag, png in pngs if isinstance(png, bytes)}
-
-    figures = saved((r.tag, png) for r, (_, png) in zip(report.results, report.heatmaps()))
-    stage_figures = saved(((tag, png) for tag, _, png in report.stage_figures()), "-stages")
-    decoded_figures = saved(((r.tag, png) for r, (_, png) in zip(report.results, report.decoded_heatmaps())), "-decoded")
-    precision_figures: dict[str, list[str]] = {}
-    for tag, variant, png in report.precision_figures():
-        precision_figures.setdefault(tag, []).extend(saved([(tag, png)], f"-precision-{variant}").values())
+    figures = _save_figures(report, Path(output_dir))
     provenances = [r.info.get("provenance", {}) for r in report.replays.replays.values()]
     payload = {
         "passed": report.passed,
@@ -482,10 +513,7 @@ def write_verdicts(report: ConsumerReport, output_dir, *, source: dict, settings
         "refused": report.refused,
         "replays": report.replays.rows(),
         "published": [p.name for p in published],
-        "figures": figures,
-        "stage_figures": stage_figures,
-        "decoded_figures": decoded_figures,
-        "precision_figures": precision_figures,
+        **figures,
         "reused": report.reused,
         "notes": report.replays.notes,
         "timings": {**report.timings, "peak_rss_mb": runinfo.peak_rss_mb()},

@@ -212,7 +212,8 @@ def _embedded_png(run_dir: Path, figure: str | None, *, alt: str, css: str) -> s
 def _figures(run_dir: Path, tag: str, verdicts) -> str:
     """The embodiment's figures side by side: model-parity heatmap, decoded actions, precision study grids."""
     figures = [_embedded_png(run_dir, verdicts.figures["model"].get(tag), alt=f"{tag} heatmap", css="thumb"),
-               _embedded_png(run_dir, verdicts.figures["decoded"].get(tag), alt=f"{tag} decoded actions", css="thumb")]
+               _embedded_png(run_dir, verdicts.figures["decoded"].get(tag), alt=f"{tag} decoded actions", css="thumb"),
+               _embedded_png(run_dir, verdicts.figures["training"].get(tag), alt=f"{tag} training step", css="thumb")]
     figures += [_embedded_png(run_dir, path, alt=f"{tag} precision study", css="thumb")
                 for path in verdicts.figures["precision"].get(tag, [])]
     shown = [f for f in figures if f]
@@ -237,8 +238,19 @@ def _tag_section(run_dir: Path, tag: str, verdicts) -> str:
     routine = status_of([r for r in rows if r.check == "model parity"]) == "PASS" and first.get("state") != "diverges"
     return (f"<section id='{_anchor(tag)}'><h3>{html.escape(tag)}: {status_of(rows)}</h3>"
             f"{_where(where, with_tag=False)}{'' if routine else _divergence(first)}{counts}"
-            f"{_figures(run_dir, tag, verdicts)}{profile}"
+            f"{_figures(run_dir, tag, verdicts)}{profile}{_recipe(summary.get('training recipe') or [])}"
             f"<details><summary>Verdict rows ({len(rows)})</summary>{_table([r.fields for r in rows])}</details></section>")
+
+
+def _recipe(rows: list[dict]) -> str:
+    """Each side's fine-tuning recipe setting by setting (TRAIN=1), collapsed unless a setting differs."""
+    if not rows:
+        return ""
+    differing = [r["setting"] for r in rows if r.get("differs")]
+    table = _table([{"setting": r["setting"], "original": json.dumps(r["original"]), "LeRobot": json.dumps(r["lerobot"]),
+                     "": "DIFFERS" if r.get("differs") else ""} for r in rows])
+    label = f"{len(differing)} differ: {', '.join(differing)}" if differing else "identical"
+    return f"<details{' open' if differing else ''}><summary>Fine-tuning recipe ({html.escape(label)})</summary>{table}</details>"
 
 
 def _divergence(first: dict | None) -> str:

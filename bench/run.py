@@ -133,11 +133,13 @@ def scaled_checkpoint(scale: int, seed: int, logs: Path) -> tuple[Path, Path, di
 
 
 def run_report(label: str, ckpt: Path, hf_home: Path, tags: str | None, work: Path, device: str,
-               variants: str = VARIANT, batch: int | None = None) -> dict:
-    """``python -m groot_lib.workbench.workflow report`` as ``make report`` runs it, with fresh artifacts."""
+               variants: str = VARIANT, batch: int | None = None, extra: tuple[str, ...] = ()) -> dict:
+    """``python -m groot_lib.workbench.workflow report`` as ``make report`` runs it, with fresh artifacts (``extra``:
+    more flags, e.g. ``--train 1``)."""
     out_root, artifacts = work / "reports" / label, work / "artifacts" / label
     cmd = [sys.executable, "-m", "groot_lib.workbench.workflow", "report", "--checkpoint", str(ckpt), "--hf-home", str(hf_home),
-           "--variants", variants, "--device", device, "--out-root", str(out_root), "--artifacts-root", str(artifacts)]
+           "--variants", variants, "--device", device, "--out-root", str(out_root), "--artifacts-root", str(artifacts),
+           *extra]
     if tags:
         cmd += ["--tags", tags]
     if batch:
@@ -424,6 +426,7 @@ def render(result: dict) -> str:
                table(["flow", "1 tag s", f"{n} tags s", "s per extra tag", "s per tag (average)"], rows), ""]
     md += memory_section(result), ""
     md += investigate_section(result)
+    md += training_section(result)
     md += real_size_section(result)
     md += ["Raw numbers, logs and executed notebooks: " + f"`{result['json']}`, `{result['work']}/`."]
     return "\n".join(md) + "\n"
@@ -489,6 +492,24 @@ def memory_section(result: dict) -> str:
     return "\n".join(text)
 
 
+def training_section(result: dict) -> list[str]:
+    """TRAIN=1 against the same report without it, back to back: wall and each kernel's peak RSS."""
+    rows = []
+    for label, run in {**result["reports"], **result.get("real", {})}.items():
+        trained = result.get("train", {}).get(label)
+        if not trained or run.get("error") or trained.get("error"):
+            continue
+        rss = [((r.get("timings") or {}).get("peak_rss_mb") or {}) for r in (run, trained)]
+        rows.append([label, fmt(run["seconds"]), fmt(trained["seconds"]), f"{trained['seconds'] / run['seconds']:.2f}x",
+                     *(f"{fmt(rss[0].get(k), 0)} -> {fmt(rss[1].get(k), 0)}" for k in ("producer kernel", "consumer kernel"))])
+    if not rows:
+        return []
+    return ["## Training step (TRAIN=1)", "",
+            table(["run", "report s", "with TRAIN=1 s", "ratio", "producer peak MB", "consumer peak MB"], rows), "",
+            "Each pair ran back to back with fresh stores; TRAIN=1 adds one training forward and backward per tag on "
+            "each side, the gradients of every trainable parameter stored and compared.", ""]
+
+
 def investigate_section(result: dict) -> list[str]:
     """Investigating live against one `make report` per question (same run, same machine)."""
     rows = []
@@ -541,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"also the real N1.7-3B size ({REAL_CKPT.relative_to(REPO)}: `make real-size-checkpoint`)"
                              ": fp32 and fp32+bf16 on 1 tag, fp32+bf16 on all tags, batch 1 (~10 min on 2 cores)")
     parser.add_argument("--only-real-size", action="store_true", help="the real-size rows alone")
+    parser.add_argument("--train", action="store_true",
+                        help="also run each report with TRAIN=1 (the training step), right after the one without")
     parser.add_argument("--probes", type=int, default=100,
                         help="probes of the live investigation session on tiny (0: skip it; 10 on the scaled one)")
     args = parser.parse_args(argv)
@@ -579,10 +602,18 @@ def main(argv: list[str] | None = None) -> int:
                 "page cache": page_in(REAL_CKPT)}
             result["real"] = {label: run_report(label.replace(" ", "-").replace(",", "").replace("+", "-"), REAL_CKPT,
                                                 REAL_CKPT.parent / "hf_home", tags, work, args.device, variants, batch=1)
-                              for label, variants, tags in REAL_RUNS}
+                              for label, variants, tags in REAL_RUNS if not args.train or label == REAL_RUNS[0][0]}
+            if args.train:
+                label, variants, tags = REAL_RUNS[0]
+                result.setdefault("train", {})[label] = run_report(
+                    label.replace(" ", "-").replace(",", "").replace("+", "-") + "-train", REAL_CKPT,
+                    REAL_CKPT.parent / "hf_home", tags, work, args.device, variants, batch=1, extra=("--train", "1"))
         for label, tags in plan:
             result["bare"][label] = run_bare(label, TINY_CKPT, TINY_HF, tags, work, args.device)
             result["reports"][label] = run_report(label, TINY_CKPT, TINY_HF, tags, work, args.device)
+            if args.train:
+                result.setdefault("train", {})[label] = run_report(f"{label}-train", TINY_CKPT, TINY_HF, tags, work,
+                                                                   args.device, extra=("--train", "1"))
         if args.probes and plan:
             result.setdefault("investigate", {})["tiny"] = run_investigate("tiny", TINY_CKPT, TINY_HF, work, args.device, args.probes)
         if has_gr00t and not args.skip_scaled:
@@ -590,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
             result["checkpoints"]["scaled"] = info
             result["bare"]["scaled-all"] = run_bare("scaled-all", ckpt, hf_home, None, work, args.device)
             result["reports"]["scaled-all"] = run_report("scaled-all", ckpt, hf_home, None, work, args.device)
+            if args.train:
+                result.setdefault("train", {})["scaled-all"] = run_report("scaled-all-train", ckpt, hf_home, None, work,
+                                                                          args.device, extra=("--train", "1"))
             if args.probes:
                 result.setdefault("investigate", {})["scaled"] = run_investigate("scaled", ckpt, hf_home, work, args.device,
                                                                   min(args.probes, 10))

@@ -44,6 +44,7 @@ class StageDelta:
     relative: float | None = None  # max |delta| / max |original|
     flagged: bool = False
     added: float | None = None  # relative error this stage adds on the original's own inputs (None: not re-run)
+    only: str | None = None  # "original" / "LeRobot": the one side that ran this call (its capture was complete)
 
     def role(self, threshold: float) -> str:
         """'source' (it adds the error), 'inherits' (identical inputs give identical outputs), or ''."""
@@ -57,7 +58,8 @@ class StageDelta:
 
     def as_dict(self) -> dict:
         return {"stage": self.stage, "step": self.call, "max|delta|": self.max_abs, "relative": self.relative,
-                "added (relative)": self.added, "flagged": self.flagged, "shapes": [list(s) for s in self.shapes]}
+                "added (relative)": self.added, "flagged": self.flagged, "shapes": [list(s) for s in self.shapes],
+                **({"only": self.only} if self.only else {})}
 
 
 @dataclass
@@ -85,7 +87,7 @@ class StageReport:
         return {"first_divergence": None if first is None else {
                     "stage": first.stage, "step": first.call, "max|delta|": first.max_abs, "relative": first.relative,
                     "added (relative)": first.added, "role": first.role(self.threshold),
-                    "inputs differing": self.first_inputs},
+                    "inputs differing": self.first_inputs, **({"only": first.only} if first.only else {})},
                 "sources": [{"stage": r.stage, "step": r.call, "added (relative)": r.added} for r in self.sources],
                 "threshold (relative)": self.threshold, "basis": self.basis, "notes": self.notes,
                 "stages": [r.as_dict() for r in self.rows]}
@@ -96,6 +98,8 @@ class StageReport:
         first = self.first
         if first is None:
             return f"no named stage exceeds rounding ({len(self.rows)} stages compared, relative threshold {self.threshold:.2g})"
+        if first.only:
+            return f"diverges first at {first.name}: only the {first.only} ran it" + self._calls_hint(first)
         if first.max_abs is None:
             return f"diverges first at {first.name}: shapes {first.shapes[0]} vs {first.shapes[1]}"
         text = f"diverges first at {first.name} (max |delta| {first.max_abs:.3g}, relative {first.relative:.3g})"
@@ -114,6 +118,15 @@ class StageReport:
             text += "; not re-run on the original's inputs, so whether it adds the error is not known"
         later = [r.name for r in self.sources if r is not first]
         return text + (f"; other stages adding error: {', '.join(later[:4])}" if later else "")
+
+    def _calls_hint(self, row: StageDelta) -> str:
+        """How many times each side called that stage, when it is called per flow step (a step count differs)."""
+        calls = {side: 1 + max((r.call for r in self.rows if r.stage == row.stage
+                                and (r.only in (None, side))), default=-1) for side in ("original", "LeRobot")}
+        if row.call == 0 or calls["original"] == calls["LeRobot"]:
+            return ""
+        return (f" (the original calls {row.stage} {calls['original']} times, LeRobot {calls['LeRobot']}: a different "
+                "number of flow steps)")
 
     @property
     def last(self) -> str:
@@ -203,12 +216,17 @@ def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarra
              if NOTES_KEY in found]
     theirs = {split_key(k)[1:]: v for k, v in lerobot.items() if k != NOTES_KEY and "#" not in k}
     reruns = {split_key(k)[1:]: v for k, v in (reruns or {}).items()}
+    # a capture cut short by its byte budget lacks later stages by design; a complete one lacks only what never ran
+    complete = {side: "stage capture stopped" not in str(found.get(NOTES_KEY, ""))
+                for side, found in (("original", original), ("LeRobot", lerobot))}
     rows = []
     for key in sorted((k for k in original if k != NOTES_KEY and "#" not in k), key=lambda k: split_key(k)[0]):
         _, stage, call = split_key(key)
         ref = np.asarray(original[key], dtype=np.float64)
         if (stage, call) not in theirs:
             notes.append(f"{stage}@{call}: not in LeRobot's capture")
+            if complete["LeRobot"]:
+                rows.append(StageDelta(stage, call, (ref.shape, ()), flagged=True, only="original"))
             continue
         ours = np.asarray(theirs.pop((stage, call)), dtype=np.float64)
         row = StageDelta(stage, call, (ref.shape, ours.shape))
@@ -230,6 +248,10 @@ def compare_stages(original: dict[str, np.ndarray], lerobot: dict[str, np.ndarra
             notes.append(f"{stage}@{call}: shapes differ ({ref.shape} vs {ours.shape})")
         rows.append(row)
     notes += [f"{stage}@{call}: not in the original's capture" for stage, call in sorted(theirs)]
+    if complete["original"]:
+        fired = {split_key(k)[1:]: split_key(k)[0] for k in lerobot if k != NOTES_KEY and "#" not in k}
+        rows += [StageDelta(stage, call, ((), np.shape(value)), flagged=True, only="LeRobot")
+                 for (stage, call), value in sorted(theirs.items(), key=lambda item: fired[item[0]])]
     report = StageReport(rows, threshold, f"{SUSPECT_FACTOR:g} x {gap.describe()}", notes)
     first = report.first
     if first is not None and first.role(threshold) != "source":

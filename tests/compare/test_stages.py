@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, env_python, planted_notebooks
-from groot_lib.compare.stage_diff import compare_stages, split_key, stage_label
+from groot_lib.compare.stage_diff import NOTES_KEY, compare_stages, split_key, stage_label
 from groot_lib.core.artifact import artifact_path, load_artifact
 from groot_lib.tiny import layout as tiny_layout
 
@@ -233,3 +233,23 @@ def test_the_capture_is_bounded_and_says_where_it_stopped(original, runs):
     report = _report(original, limited)
     assert any("stage capture stopped at" in n and "over 0.1 MiB (STAGE_MB)" in n for n in report.notes), report.notes
     assert any("not in LeRobot's capture" in n for n in report.notes)  # the stages it did not keep are named
+
+
+def test_a_stage_only_one_side_ran_is_where_it_diverges_unless_a_capture_was_cut_short():
+    """LeRobot running one flow step fewer records every stage of steps 0-2 identically and none of step 3: with
+    complete captures the first stage of step 3 is the divergence, named with both sides' call counts (it said
+    'none diverged, the fault lies after the last stage'); a capture stopped by its byte budget lacks later stages by
+    design, so there they stay notes."""
+    steps = 4
+    original = {f"{i:04d}:{stage}@{step}": np.full((2, 3), step, np.float32)
+                for i, (step, stage) in enumerate((s, n) for s in range(steps) for n in ("sampler.actions", "dit.block0"))}
+    fewer = {k: v for k, v in original.items() if not k.endswith(f"@{steps - 1}")}
+    report = compare_stages(original, fewer, original_device="cpu", lerobot_device="cpu")
+    assert (report.first.stage, report.first.call, report.first.only) == ("sampler.actions", 3, "original")
+    assert report.describe() == ("diverges first at sampler.actions at flow step 3: only the original ran it (the "
+                                 "original calls sampler.actions 4 times, LeRobot 3: a different number of flow steps)")
+    assert report.summary()["first_divergence"]["only"] == "original"
+    more = compare_stages(fewer, original, original_device="cpu", lerobot_device="cpu")
+    assert (more.first.stage, more.first.only) == ("sampler.actions", "LeRobot")
+    cut = {**fewer, NOTES_KEY: np.array("stage capture stopped at dit.block0@2: over 0.1 MiB (STAGE_MB)")}
+    assert compare_stages(original, cut, original_device="cpu", lerobot_device="cpu").first is None

@@ -38,7 +38,7 @@ knob_given = $(if $(filter cmdline,$(call knob_part,$(1),3)),$(filter command li
 REPORT_ARGS = $(foreach k,$(KNOB_FLAGS),$(if $(call knob_given,$(k)),$(call knob_part,$(k),2) '$($(call knob_part,$(k),1))')) \
   $(if $(REPORTS_DIR),--out-root '$(REPORTS_DIR)') $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
 
-.PHONY: help setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports attach-checkpoint export-upstream record-upstream-dumps clean FORCE
+.PHONY: help setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports bisect attach-checkpoint export-upstream record-upstream-dumps clean FORCE
 .DEFAULT_GOAL := help
 
 ## this list (the default goal; it builds nothing)
@@ -141,6 +141,13 @@ clean-artifacts:
 compare-reports: kernels
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare-reports A=<stamp>|latest|previous|<folder> B=..." >&2; exit 2; }
 	@$(TOOLS) -m groot_lib.compare.reports '$(A)' '$(B)' $(if $(REPORTS_DIR),--reports-root '$(REPORTS_DIR)')
+
+## the first LeRobot commit that breaks parity: LEROBOT_SRC=<git checkout> GOOD=<rev> BAD=<rev> [CHECK='model parity']
+## (each revision over the LeRobot env's packages, the report knobs as for report; build/bisect/<UTC>/)
+bisect: kernels
+	@test -n "$(LEROBOT_SRC)" -a -n "$(GOOD)" -a -n "$(BAD)" || { echo "usage: make bisect LEROBOT_SRC=<git checkout> GOOD=<rev> BAD=<rev> [CHECK=<check>]" >&2; exit 2; }
+	@$(TOOLS) -m groot_lib.workbench.bisect run --lerobot-src '$(LEROBOT_SRC)' --good '$(GOOD)' --bad '$(BAD)' \
+	  $(if $(CHECK),--check '$(CHECK)') $(REPORT_ARGS)
 
 ## give outputs of the original made elsewhere the checkpoint's identity, after checking they fit it
 ## (ARTIFACTS=dir [CKPT=...] [HF_HOME=...]); then make report ARTIFACTS=dir judges them

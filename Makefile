@@ -38,7 +38,7 @@ knob_given = $(if $(filter cmdline,$(call knob_part,$(1),3)),$(filter command li
 REPORT_ARGS = $(foreach k,$(KNOB_FLAGS),$(if $(call knob_given,$(k)),$(call knob_part,$(k),2) '$($(call knob_part,$(k),1))')) \
   $(if $(REPORTS_DIR),--out-root '$(REPORTS_DIR)') $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
 
-.PHONY: help setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports bisect attach-checkpoint export-upstream record-upstream-dumps clean FORCE
+.PHONY: help setup kernels doctor test report lab browser record-references clean-artifacts clean-reports compare-reports bisect matrix attach-checkpoint export-upstream record-upstream-dumps clean FORCE
 .DEFAULT_GOAL := help
 
 ## this list (the default goal; it builds nothing)
@@ -148,6 +148,11 @@ bisect: kernels
 	@test -n "$(LEROBOT_SRC)" -a -n "$(GOOD)" -a -n "$(BAD)" || { echo "usage: make bisect LEROBOT_SRC=<git checkout> GOOD=<rev> BAD=<rev> [CHECK=<check>]" >&2; exit 2; }
 	@$(TOOLS) -m groot_lib.workbench.bisect run --lerobot-src '$(LEROBOT_SRC)' --good '$(GOOD)' --bad '$(BAD)' \
 	  $(if $(CHECK),--check '$(CHECK)') $(REPORT_ARGS)
+
+## many reports as Ray tasks: SPEC=<yaml|toml> (axes x knobs; RAY_ADDRESS= for a cluster); build/matrix/<UTC>/
+matrix: kernels
+	@test -n "$(SPEC)" || { echo "usage: make matrix SPEC=<spec.yaml> (e.g. bench/matrix-tiny-2x2.yaml)" >&2; exit 2; }
+	@$(TOOLS) -m groot_lib.workbench.matrix '$(SPEC)' $(if $(STORE_DIR),--artifacts-root '$(STORE_DIR)')
 
 ## give outputs of the original made elsewhere the checkpoint's identity, after checking they fit it
 ## (ARTIFACTS=dir [CKPT=...] [HF_HOME=...]); then make report ARTIFACTS=dir judges them

@@ -46,6 +46,14 @@ class MemoryPlan:
     where: str  # "RAM" (+ " and GPU")
     reason: str
 
+    @property
+    def at_once_gb(self) -> float:
+        """The most memory the run holds at one instant: under overlap one kernel at its peak beside the other's
+        footprint, else one kernel at its peak (what a scheduler must reserve for the run)."""
+        if self.mode == "overlap":
+            return max(self.producer_gb + FOOTPRINT_GB["consumer"], self.consumer_gb + FOOTPRINT_GB["producer"])
+        return max(self.producer_gb, self.consumer_gb)
+
     def as_dict(self) -> dict:
         return {"mode": self.mode, "producer peak GB": round(self.producer_gb, 2),
                 "consumer peak GB": round(self.consumer_gb, 2), "available GB": round(self.available_gb, 2),

@@ -176,6 +176,38 @@ def test_an_edit_to_groot_lib_code_the_replay_goes_through_recomputes(tmp_path):
     assert edited["lib"].startswith(str(copy)) and edited["status"] == "computed", edited
 
 
+def test_an_edit_to_lerobot_code_recomputes(tmp_path):
+    """LeRobot's source is in the replay key: a copy of the installed package with one more comment line, first on
+    PYTHONPATH (as make bisect's overlay puts a revision), recomputes; the installed package is reused again."""
+    import os
+    import subprocess
+
+    from conftest import env_python
+    from groot_lib.core.artifact import artifact_path
+
+    script = textwrap.dedent(CODE_PART).replace('"lib": groot_lib.__file__',
+                                                '"lib": groot_lib.__file__, "lerobot": __import__("lerobot").__file__')
+    argv = [str(tiny_layout.TINY_HF_HOME), str(tmp_path / "store"), str(tiny_layout.TINY_CHECKPOINT),
+            str(artifact_path(tiny_layout.RECORDED_ROOT, TAG))]
+
+    def run(pythonpath: str | None) -> dict:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | ({"PYTHONPATH": pythonpath} if pythonpath else {})
+        proc = subprocess.run([str(env_python("groot-lerobot")), "-c", script, *argv], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    installed = run(None)
+    assert installed["status"] == "computed"
+    copy = tmp_path / "overlay"
+    shutil.copytree(Path(installed["lerobot"]).parent, copy / "lerobot", ignore=shutil.ignore_patterns("__pycache__"))
+    init = copy / "lerobot" / "__init__.py"
+    init.write_text(init.read_text() + "\n# an edit\n")
+    edited = run(str(copy))
+    assert edited["lerobot"].startswith(str(copy)) and edited["status"] == "computed", edited
+    assert run(None)["status"] == "reused"
+
+
 PRODUCER_KEY = """
 import json, shutil, sys
 from pathlib import Path

@@ -162,6 +162,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("sweep", 0, _int(0), "Observations per embodiment beyond the fixed one, each stressing other inputs "
          "(prompt lengths and scripts, batch 1 and 3-4, structured images at real camera resolutions, states at and "
          "outside the range; core/sweep_cases.py); 0: none.", make="SWEEP", env="GROOT_PARITY_SWEEP", sides=("producer",)),
+    Knob("sweep_from", 0, _int(0), "The input sweep's first case: SWEEP=N runs cases SWEEP_FROM .. SWEEP_FROM+N-1, so "
+         "a matrix can split one long sweep into shards (axes: {sweep_from: [0, 16, 32, 48]}, fixed: {sweep: 16}).",
+         make="SWEEP_FROM", env="GROOT_PARITY_SWEEP_FROM", sides=("producer",)),
     Knob("train", False, _flag, "1: also compare one training step per tag (the target encoding, loss, action loss "
          "and every trainable parameter's gradient on the same inputs and random draws, and each side's fine-tuning "
          "recipe; compare/training.py); 0: inference only. Recordings without gr00t: references/tiny-train "
@@ -243,6 +246,11 @@ class Knobs:
     def tag_list(self) -> list[str] | None:
         """``tags`` as a list; None (every tag of the checkpoint) when empty."""
         return parse_list(self._values.get("tags"))
+
+    def sweep_cases(self) -> range:
+        """The input sweep's case indices: SWEEP cases from SWEEP_FROM (empty when SWEEP=0)."""
+        first = int(self._values.get("sweep_from") or 0)
+        return range(first, first + int(self._values.get("sweep") or 0))
 
 
 def for_notebook(side: str, namespace: Any = None) -> Knobs:

@@ -279,7 +279,7 @@ def _live_run(request: Request, *, status: dict, first: str, refused: dict, back
         fingerprint=ckpt.fingerprint(checkpoint), layouts=layouts,
         raws={tag: build_observations(layouts[tag], seed=knobs.seed, batch_size=knobs.batch_size,
                                       statistics=statistics[tag]) for tag in tags},
-        cases={tag: [input_sweep.case(layouts[tag], i, knobs.seed) for i in range(knobs.sweep)] for tag in tags},
+        cases={tag: [input_sweep.case(layouts[tag], i, knobs.seed) for i in knobs.sweep_cases()] for tag in tags},
         statistics=statistics, environment=request.environment, backend=backend,
         result=ProducerResult(mode="live", banner=banner, refused=refused), train=knobs.train,
         train_update=knobs.train and knobs.train_update)

@@ -41,9 +41,9 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
                    refused: dict[str, str] | None = None) -> ProducerResult:
     """Copy the committed recordings (of the device ``knobs.recordings`` names; seed, batch and sweep from
     ``knobs``), validated against the checkpoint, into ``output_dir``."""
-    seed, batch_size, which, sweep = knobs.seed, knobs.batch_size, knobs.recordings, knobs.sweep
+    seed, batch_size, which, cases = knobs.seed, knobs.batch_size, knobs.recordings, knobs.sweep_cases()
     expected = ckpt.fingerprint(checkpoint)["fingerprint"]
-    gap = tiny_layout.recordings_gap(seed, batch_size, variants, which, checkpoint, sweep)
+    gap = tiny_layout.recordings_gap(seed, batch_size, variants, which, checkpoint, cases.stop if cases else 0)
     if gap:
         raise MissingPackageError(f"gr00t is not importable ({reason}) and {gap}")
     provenance = tiny_layout.recordings_provenance(which, checkpoint)
@@ -65,7 +65,7 @@ def use_recordings(checkpoint: Path, output_dir: Path, tags: list[str], variants
             result.artifacts.setdefault(tag, {})[variant] = dst
             result.rows.append({"tag": tag, "variant": variant, "status": "recorded", "artifact": dst.name})
             progress.note("producer", f"{tag} {variant}: recorded (gr00t not installed)")
-        for name in map(input_sweep.case_name, range(sweep)):
+        for name in map(input_sweep.case_name, cases):
             copied(case_path(root, name, tag), case_path(output_dir, name, tag))
             result.rows.append({"tag": tag, "variant": variants[0], "status": "recorded", "case": name})
     handoff.write_source(output_dir, result.source_info(recording=provenance))

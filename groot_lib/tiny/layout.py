@@ -161,7 +161,8 @@ def recordings_provenance(which: str = "cpu", checkpoint: str | Path = TINY_CHEC
 
 def recordings_gap(seed: int, batch_size: int, variants: list[str], which: str = "cpu",
                    checkpoint: str | Path = TINY_CHECKPOINT, sweep: int = 0) -> str | None:
-    """None when the committed recordings cover these settings, else what they cover, what was asked, what to do."""
+    """None when the committed recordings cover these settings (``sweep``: the input-sweep cases up to, not
+    including, this index), else what they cover, what was asked, what to do."""
     root = recorded_root(which, checkpoint)
     provenance = recordings_provenance(which, checkpoint)
     if root is None:
@@ -176,8 +177,9 @@ def recordings_gap(seed: int, batch_size: int, variants: list[str], which: str =
             and sweep <= recorded_sweep:
         return None
     return (f"the recordings in {root} cover only seed={provenance.get('seed')}, batch_size="
-            f"{provenance.get('batch_size')}, variants={provenance.get('variants')}, sweep<={recorded_sweep}; asked for "
-            f"seed={seed}, batch_size={batch_size}, variants={variants}, sweep={sweep}. Use those settings, or provide "
+            f"{provenance.get('batch_size')}, variants={provenance.get('variants')}, input-sweep cases < {recorded_sweep}; "
+            f"asked for seed={seed}, batch_size={batch_size}, variants={variants}, input-sweep cases < {sweep}. Use "
+            f"those settings (SWEEP_FROM + SWEEP <= {recorded_sweep}), or provide "
             "gr00t: `make setup GR00T_SRC=/path/to/Isaac-GR00T`")
 
 

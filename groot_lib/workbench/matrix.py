@@ -80,10 +80,9 @@ def load_spec(path: Path) -> Spec:
             knob = settings.BY_NAME.get(name)
             if knob is None:
                 raise ParityError(f"{path}: {section}.{name} is not a knob; knobs: {', '.join(settings.BY_NAME)}")
-            values = value if section == "fixed" else value
             if section == "axes" and (not isinstance(value, list) or not value):
                 raise ParityError(f"{path}: axes.{name} must be a non-empty list of values")
-            for one in ([values] if section == "fixed" else values):
+            for one in ([value] if section == "fixed" else value):
                 try:
                     knob.parse(one)
                 except ValueError as exc:
@@ -267,17 +266,22 @@ def _fits(needs: dict[str, dict], shards: dict[str, Shard], nodes: list[dict]) -
 class Progress:
     """One line whenever the counts change (and every 30 s): done, pending (running or queued), failed, ETA."""
 
-    def __init__(self, total: int, slots: int, quiet: bool = False):
-        self.total, self.slots, self.quiet, self.began, self.last = total, max(1, slots), quiet, time.perf_counter(), None
+    HEARTBEAT_S = 30.0
 
-    def show(self, done: list, failed: int) -> None:
+    def __init__(self, total: int, slots: int, quiet: bool = False):
+        self.total, self.slots, self.quiet = total, max(1, slots), quiet
+        self.began, self.last, self.printed = time.perf_counter(), None, 0.0
+
+    def show(self, done: list) -> None:
         elapsed = time.perf_counter() - self.began
         left = self.total - len(done)
-        mean = sum(r.seconds or 0 for r in done) / len(done) if done else None
-        eta = f", ETA ~{mean * -(-left // self.slots):.0f} s" if mean and left else ""
+        failed = sum(1 for r in done if r.error or r.exit == 2)
+        timed = [r.seconds for r in done if r.seconds]
+        eta = f", ETA ~{sum(timed) / len(timed) * -(-left // self.slots):.0f} s" if timed and left else ""
         line = f"shards: {len(done)}/{self.total} done ({failed} could not run), {left} running or queued{eta}"
-        if not self.quiet and (line != self.last or elapsed % 30 < 1):
+        if not self.quiet and (line != self.last or elapsed - self.printed >= self.HEARTBEAT_S):
             print(f"  [{elapsed:6.1f} s] {line}", file=sys.stderr, flush=True)
+            self.printed = elapsed
         self.last = line
 
 
@@ -301,6 +305,7 @@ def run_matrix(spec_path: Path, *, root: Path = MATRIX_ROOT, store: Path | None 
     address = os.environ.get("RAY_ADDRESS") or None
     ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
              **({} if address else {"object_store_memory": 80 * 2**20}))
+    refs: dict = {}
     try:
         _fits(needs, shards, ray.nodes())
         task = ray.remote(run_shard)
@@ -310,7 +315,7 @@ def run_matrix(spec_path: Path, *, root: Path = MATRIX_ROOT, store: Path | None 
         results = _collect(refs, shards, Progress(len(refs), int(ray.cluster_resources().get("CPU", 1) // spec.cpus),
                                                   quiet))
     except KeyboardInterrupt:
-        for ref in list(locals().get("refs", {})):
+        for ref in refs:
             ray.cancel(ref, force=True)
         raise
     finally:
@@ -364,8 +369,8 @@ def _collect(refs: dict, shards: dict, progress: Progress) -> list[ShardResult]:
     import ray
     from ray.exceptions import RayError
 
-    pending, done, failed = list(refs), [], 0
-    progress.show(done, failed)
+    pending, done = list(refs), []
+    progress.show(done)
     while pending:
         ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
         for ref in ready:
@@ -375,9 +380,8 @@ def _collect(refs: dict, shards: dict, progress: Progress) -> list[ShardResult]:
                 done.append(ShardResult(shard, exit=out["exit"], index=out["index"], seconds=out["seconds"],
                                         log=out["log"]))
             except RayError as exc:  # the worker died more often than the retries allow, or the task raised
-                failed += 1
                 done.append(ShardResult(shard, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
-        progress.show(done, failed)
+        progress.show(done)
     return sorted(done, key=lambda r: list(shards).index(r.shard.id))
 
 

@@ -104,7 +104,8 @@ def check_recordings(values: dict, checkpoint: Path | None = None) -> None:
     which = values.get("recordings", "cpu")
     wanted = [v for v in values["variants"].split(",") if not VARIANTS[v].needs_cuda]  # refused on CPU anyway
     gap = tiny_layout.recordings_gap(values["seed"], values["batch_size"], wanted, which,
-                                     checkpoint or tiny_layout.TINY_CHECKPOINT, values.get("sweep", 0))
+                                     checkpoint or tiny_layout.TINY_CHECKPOINT,
+                                     values.get("sweep_from", 0) + values.get("sweep", 0) if values.get("sweep") else 0)
     if gap:
         raise SettingError(f"gr00t is not installed, and {gap}")
     if which == "cuda" and values.get("noise_mode") == "seed" and not values["device"].startswith("cuda") \

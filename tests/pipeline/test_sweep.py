@@ -142,3 +142,15 @@ def test_a_failing_sweep_case_is_localised_to_its_stage(tmp_path, artifacts_copy
     (line,) = [w for w in verdicts["where"] if w["check"] == "input sweep"]
     assert code == 1 and line["status"] == "FAIL", line
     assert "diverges first at action_decoder at flow step 0" in line["text"] and "adds it itself" in line["text"], line
+
+
+def test_sweep_from_runs_a_later_slice_of_the_cases_so_a_matrix_can_shard_a_sweep(tmp_path):
+    """SWEEP=1 SWEEP_FROM=1 runs case-01 alone (live, or served from the recordings), judged like any sweep case;
+    recordings that stop short of the slice are refused with what they cover."""
+    code, index = run_report(out_root=tmp_path / "reports", artifacts_root=tmp_path / "store", variants="fp32-sdpa",
+                             tags="libero_sim", sweep=1, sweep_from=1, quiet=True)
+    verdicts = json.loads((index.parent / "verdicts.json").read_text())
+    assert code == 0 and verdicts["sweep"]["cases"] == 1, verdicts["sweep"]
+    assert [p.name for p in sorted((index.parent / "artifacts" / "sweep").iterdir())] == [sweep.case_name(1)]
+    gap = tiny_layout.recordings_gap(0, 2, ["fp32-sdpa"], sweep=CASES + 1)
+    assert f"input-sweep cases < {CASES}" in gap and f"SWEEP_FROM + SWEEP <= {CASES}" in gap, gap

@@ -122,3 +122,29 @@ def test_verdict_table_and_all_passed(pair):
     assert list(df["verdict"]) == ["PASS", "FAIL", "PASS"]
     assert not all_passed(comps) and all_passed([comps[0], comps[2]]) and all_passed([])
     assert list(verdict_table([]).columns) == COLUMNS
+
+
+def test_a_comparison_over_parts_equals_the_one_over_their_concatenation():
+    """compare_close_parts (gradients one parameter at a time) gives what compare_close of the concatenation gives:
+    counts, max, mean, min atol, the worst elements at their flat positions; p99 within its 2.3% bins. A part of
+    another shape fails the whole; NaN in a part fails it with the count."""
+    from groot_lib.compare.comparison import compare_close_parts
+
+    rng = np.random.default_rng(0)
+    expected = [rng.normal(size=shape).astype(np.float32) for shape in ((30, 40), (7,), (5, 6, 8))]
+    actual = [e + rng.normal(scale=1e-3, size=e.shape).astype(np.float32) for e in expected]
+    actual[2][4, 5, 7] += 0.5
+    whole = compare_close(np.concatenate([a.ravel() for a in actual]), np.concatenate([e.ravel() for e in expected]),
+                          name="g", atol=1e-3, rtol=1e-3)
+    parts = compare_close_parts(zip(actual, expected), name="g", atol=1e-3, rtol=1e-3)
+    assert (parts.n_total, parts.n_mismatch, parts.passed, parts.reason) == \
+        (whole.n_total, whole.n_mismatch, whole.passed, whole.reason)
+    assert parts.max_abs == whole.max_abs and parts.min_atol_to_pass == whole.min_atol_to_pass
+    assert parts.mean_abs == pytest.approx(whole.mean_abs, rel=1e-12)
+    assert [w[0] for w in parts.worst] == [w[0] for w in whole.worst] and parts.worst[0][0] == (1200 + 7 + 4 * 48 + 5 * 8 + 7,)
+    assert whole.p99_abs <= parts.p99_abs <= 1.024 * whole.p99_abs
+    shape = compare_close_parts([(np.zeros(3), np.zeros(3)), (np.zeros(2), np.zeros(3))], name="g", atol=0, rtol=0)
+    assert not shape.passed and "part 1: shape mismatch" in shape.reason and not shape.comparable
+    nan = compare_close_parts([(np.zeros(3), np.zeros(3)), (np.array([np.nan, 0.0]), np.zeros(2))], name="g",
+                              atol=0, rtol=0)
+    assert not nan.passed and "NaN/Inf in g (part 1): actual has 1 NaN" in nan.reason, nan.reason

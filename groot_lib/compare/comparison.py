@@ -159,9 +159,15 @@ def violation_mask(actual, expected, atol: float, rtol: float) -> np.ndarray:
 def compare_close(actual, expected, *, name: str, atol: float, rtol: float, tag: str = "",
                   check: str = "") -> Comparison:
     """Float comparison with numpy.isclose semantics, computed in float64."""
+    return _close(actual, expected, name=name, atol=atol, rtol=rtol, tag=tag, check=check)[0]
+
+
+def _close(actual, expected, *, name: str, atol: float, rtol: float, tag: str,
+           check: str) -> tuple[Comparison, np.ndarray | None]:
+    """``compare_close`` and its float64 |delta| (None when the shapes differ), which compare_close_parts bins."""
     a, e, c = _base(actual, expected, name, tag, check, atol, rtol)
     if not c.passed:
-        return c
+        return c, None
     if a.dtype != e.dtype:
         c.notes.append(f"dtype differs: {a.dtype} vs {e.dtype}")
     a64, e64 = a.astype(np.float64), e.astype(np.float64)
@@ -178,7 +184,7 @@ def compare_close(actual, expected, *, name: str, atol: float, rtol: float, tag:
                     f"expected has {bad['expected'][0]} NaN, {bad['expected'][1]} Inf")
     elif c.n_mismatch:
         c.passed, c.reason = False, "values differ"
-    return c
+    return c, diff
 
 
 P99_EDGES = np.concatenate([[0.0], np.logspace(-20, 10, 3001)])  # |delta| bins for a p99 merged over parts
@@ -194,8 +200,8 @@ def compare_close_parts(parts: Iterable[tuple[np.ndarray, np.ndarray]], *, name:
                    dtype_actual="", dtype_expected="", atol=float(atol), rtol=float(rtol))
     counts, total_abs, finite, offset, worst = np.zeros(len(P99_EDGES), np.int64), 0.0, 0, 0, []
     for i, (actual, expected) in enumerate(parts):
-        part = compare_close(np.asarray(actual).ravel(), np.asarray(expected).ravel(), name=f"{name} part {i}",
-                             atol=atol, rtol=rtol, tag=tag, check=check)
+        part, diff = _close(np.asarray(actual).ravel(), np.asarray(expected).ravel(), name=f"{name} part {i}",
+                            atol=atol, rtol=rtol, tag=tag, check=check)
         if not part.comparable:  # no statistics over a part that cannot be compared: a shape FAIL, stats n/a
             return Comparison(name=name, check=check, tag=tag, passed=False, reason=f"part {i}: {part.reason}",
                               shape_actual=part.shape_actual, shape_expected=part.shape_expected,
@@ -203,9 +209,6 @@ def compare_close_parts(parts: Iterable[tuple[np.ndarray, np.ndarray]], *, name:
                               rtol=float(rtol))
         if not c.dtype_actual:
             c.dtype_actual, c.dtype_expected = part.dtype_actual, part.dtype_expected
-        a, e = np.asarray(actual, np.float64).ravel(), np.asarray(expected, np.float64).ravel()
-        with np.errstate(invalid="ignore", over="ignore"):
-            diff = np.abs(a - e)
         good = diff[np.isfinite(diff)]
         counts += np.bincount(np.searchsorted(P99_EDGES, good, side="left"), minlength=len(P99_EDGES))[:len(P99_EDGES)]
         total_abs, finite = total_abs + float(good.sum()), finite + good.size
